@@ -95,10 +95,10 @@ func (d *authDB) UseToken(id, _ string) (bool, error) {
 	}
 }
 
-func (d *authDB) IsSSHHost(string) (bool, error)           { return false, nil }
-func (d *authDB) GetSSHHostPrincipals() ([]string, error)  { return nil, errNoSSH }
+func (d *authDB) IsSSHHost(string) (bool, error)             { return false, nil }
+func (d *authDB) GetSSHHostPrincipals() ([]string, error)    { return nil, errNoSSH }
 func (d *authDB) StoreSSHCertificate(*ssh.Certificate) error { return errNoSSH }
-func (d *authDB) Shutdown() error                          { return nil }
+func (d *authDB) Shutdown() error                            { return nil }
 
 // StoreCertificate is the fallback step uses when it has no provisioner.
 func (d *authDB) StoreCertificate(crt *x509.Certificate) error {

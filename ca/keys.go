@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -176,4 +177,15 @@ func PublicKeyMatches(priv crypto.Signer, pub crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	e, ok := priv.Public().(equaler)
 	return ok && e.Equal(pub)
+}
+
+// NewCSR makes a bare certificate request for key: no subject, no SANs.
+// The CA fills both in from the profile and the token, so a request never
+// needs to (and never can) ask for more.
+func NewCSR(key crypto.Signer) (*x509.CertificateRequest, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate request: %w", err)
+	}
+	return x509.ParseCertificateRequest(der)
 }

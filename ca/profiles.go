@@ -72,7 +72,7 @@ func ProfileForRole(role leashtls.Role) (string, error) {
 			return p.Name, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no profile for role %q", ErrUnknownProfile, role)
+	return "", fmt.Errorf("%w: unknown role %q: use one of %v", ErrUnknownProfile, role, leashtls.Roles())
 }
 
 // profiles merges the settings' overrides into the built-in profiles.
@@ -165,4 +165,12 @@ func (p Profile) template() string {
 	"extKeyUsage": ["` + eku + `"],
 	"basicConstraints": {"isCA": false}
 }`
+}
+
+// ParseProfileName checks that name is a profile.
+func ParseProfileName(name string) (string, error) {
+	if _, ok := builtinProfiles()[name]; !ok {
+		return "", fmt.Errorf("%w %q: use one of %v", ErrUnknownProfile, name, ProfileNames())
+	}
+	return name, nil
 }

@@ -194,13 +194,7 @@ func (a *Authority) verifyToken(ctx context.Context, value string) (tokenClaims,
 
 // RevokeToken revokes an unused token.
 func (a *Authority) RevokeToken(ctx context.Context, id string) error {
-	if err := a.store.RevokeToken(ctx, id, a.clock()); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("token %s: %w", id, err)
-		}
-		return fmt.Errorf("revoke token %s: %w", id, err)
-	}
-	return nil
+	return a.store.RevokeToken(ctx, id, a.clock())
 }
 
 // TokenState is the lifecycle state of a token.

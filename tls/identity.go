@@ -99,7 +99,7 @@ func ParseIdentityURI(u *url.URL) (Identity, error) {
 	if u == nil || u.Scheme != URIScheme {
 		return Identity{}, ErrNoIdentity
 	}
-	if u.User != nil || u.Port() != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+	if u.User != nil || u.Port() != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
 		return Identity{}, fmt.Errorf("identity URI %q has extra parts", u.String())
 	}
 	role := Role(u.Host)

@@ -97,6 +97,7 @@ func TestParseIdentityURI(t *testing.T) {
 		{"leash://runner/r1", "runner/r1"},
 		{"leash://ui-proxy/ui", "ui-proxy/ui"},
 		{"leash://runner/x?y", ""},
+		{"leash://runner/x?", ""},
 		{"leash://runner/x#frag", ""},
 		{"leash://unknown/x", ""},
 		{"leash://user@runner/x", ""},

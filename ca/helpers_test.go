@@ -40,21 +40,33 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type fixture struct {
-	dir   string
-	auth  *ca.Authority
-	store *sqlitestore.Store
-	clock *fakeClock
+	dir      string
+	password []byte
+	auth     *ca.Authority
+	store    *sqlitestore.Store
+	clock    *fakeClock
 }
 
 // newFixture initialises a CA of the given key type in a temp dir and opens
-// it on a fresh SQLite store.
+// it on a fresh SQLite store. Its keys are stored in clear: encrypting them
+// costs 600k PBKDF2 rounds per key, which under the race detector makes each
+// fixture take seconds. Tests about passwords use newEncryptedFixture.
 func newFixture(t testing.TB, kt ca.KeyType) *fixture {
+	return initFixture(t, kt, nil)
+}
+
+// newEncryptedFixture is newFixture with keys encrypted by testPassword.
+func newEncryptedFixture(t testing.TB, kt ca.KeyType) *fixture {
+	return initFixture(t, kt, testPassword)
+}
+
+func initFixture(t testing.TB, kt ca.KeyType, password []byte) *fixture {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ca")
-	if _, err := ca.Init(dir, ca.InitOptions{Name: "Test", KeyType: kt, Password: testPassword}); err != nil {
+	if _, err := ca.Init(dir, ca.InitOptions{Name: "Test", KeyType: kt, Password: password, InsecureNoPassword: password == nil}); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	f := &fixture{dir: dir, clock: &fakeClock{t: time.Now()}}
+	f := &fixture{dir: dir, password: password, clock: &fakeClock{t: time.Now()}}
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "leash.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -67,7 +79,7 @@ func newFixture(t testing.TB, kt ca.KeyType) *fixture {
 
 func (f *fixture) open(t testing.TB) *ca.Authority {
 	t.Helper()
-	a, err := ca.Open(ca.Config{Dir: f.dir, Password: testPassword}, f.store, ca.WithClock(f.clock.Now))
+	a, err := ca.Open(ca.Config{Dir: f.dir, Password: f.password}, f.store, ca.WithClock(f.clock.Now))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -16,11 +16,10 @@ import (
 // TestKeyTypes: every supported CA key type initialises, opens and issues
 // a chain that verifies.
 func TestKeyTypes(t *testing.T) {
+	t.Parallel()
 	for _, kt := range ca.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
-			if testing.Short() && strings.HasPrefix(string(kt), "rsa-4096") {
-				t.Log("rsa-4096 key generation is slow; covered in the full run")
-			}
+			t.Parallel()
 			f := newFixture(t, kt)
 			for _, name := range []string{ca.RootKeyFile, ca.IntermediateKeyFile, ca.TokenKeyFile} {
 				st, err := os.Stat(filepath.Join(f.dir, name))
@@ -40,7 +39,8 @@ func TestKeyTypes(t *testing.T) {
 }
 
 func TestOpenRefusals(t *testing.T) {
-	f := newFixture(t, ca.KeyECP256)
+	t.Parallel()
+	f := newEncryptedFixture(t, ca.KeyECP256)
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +83,7 @@ func TestOpenRefusals(t *testing.T) {
 }
 
 func TestInitRefusals(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "ca")
 	for _, tc := range []struct {
 		name string

@@ -15,6 +15,7 @@ import (
 )
 
 func TestProfilesShapeCertificates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -98,6 +99,7 @@ func TestProfilesShapeCertificates(t *testing.T) {
 // TestCSRCannotWidenProfile: a CSR asking for more than its token allows is
 // refused before the token is spent.
 func TestCSRCannotWidenProfile(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	bc, _ := asn1.Marshal(struct {
@@ -140,6 +142,7 @@ func TestCSRCannotWidenProfile(t *testing.T) {
 }
 
 func TestIssueRefusals(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	csr := newCSR(t, newKey(t), csrOpts{})
@@ -171,6 +174,7 @@ func TestIssueRefusals(t *testing.T) {
 }
 
 func TestRenewAndRekey(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	key := newKey(t)
@@ -232,6 +236,7 @@ func TestRenewAndRekey(t *testing.T) {
 }
 
 func TestServerHostsDetectIPs(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	iss, err := f.auth.Issue(context.Background(), ca.IssueRequest{Profile: "server", Hosts: []string{"127.0.0.1", "fe80::1", "*.apps.example.com"},
 		CSR: newCSR(t, newKey(t), csrOpts{})})

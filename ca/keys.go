@@ -150,7 +150,9 @@ func ParsePrivateKey(name string, b []byte, password []byte) (crypto.Signer, err
 	if block == nil {
 		return nil, fmt.Errorf("%s: no PEM data found", name)
 	}
-	encrypted := block.Type == "ENCRYPTED PRIVATE KEY" || x509.IsEncryptedPEMBlock(block) //nolint:staticcheck // legacy PEM encryption is detected only to refuse it clearly
+	// Legacy RFC 1423 encryption is recognised by its header so a wrong or
+	// missing password is reported as such.
+	encrypted := block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED")
 	if encrypted && len(password) == 0 {
 		return nil, fmt.Errorf("%w: %s is encrypted; give the CA password (--password-file or LEASH_CA_PASSWORD_FILE)", ErrPassword, name)
 	}

@@ -13,6 +13,7 @@ import (
 )
 
 func TestRevokeAndCRL(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	issue := func(name string) *x509.Certificate {
@@ -110,6 +111,7 @@ func parseCRL(t *testing.T, f *fixture, der []byte) *x509.RevocationList {
 }
 
 func TestInventoryStatus(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	issue := func(name string, life time.Duration) *x509.Certificate {
@@ -162,6 +164,7 @@ func TestInventoryStatus(t *testing.T) {
 }
 
 func TestParseSerialAndReason(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"255", "255"}, {"0xff", "255"}, {"0XFF", "255"}, {"00:ff", "255"}, {" 17 ", "17"},
 		{"", ""}, {"0", ""}, {"-5", ""}, {"12ab", ""}, {"0x", ""}, {"zz:zz", ""},

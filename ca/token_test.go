@@ -22,6 +22,7 @@ import (
 )
 
 func TestTokenSingleUse(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	tok := f.enrollToken(t, ca.ProfileRunner, "web-1")
@@ -43,6 +44,7 @@ func TestTokenSingleUse(t *testing.T) {
 
 // TestTokenRace: 50 goroutines spend one token at once; exactly one wins.
 func TestTokenRace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	tok := f.enrollToken(t, ca.ProfileRunner, "race")
@@ -84,6 +86,7 @@ func TestTokenRace(t *testing.T) {
 }
 
 func TestTokenExpired(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	tok := f.enrollToken(t, ca.ProfileRunner, "late")
 	f.clock.Advance(ca.DefaultTokenTTL + time.Second)
@@ -98,6 +101,7 @@ func TestTokenExpired(t *testing.T) {
 }
 
 func TestTokenRevokedBeforeUse(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	tok := f.enrollToken(t, ca.ProfileRunner, "gone")
@@ -116,6 +120,7 @@ func TestTokenRevokedBeforeUse(t *testing.T) {
 }
 
 func TestTokenCreateRefusals(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	for _, tc := range []struct {
 		name string
@@ -141,6 +146,7 @@ func TestTokenCreateRefusals(t *testing.T) {
 // TestForgedTokens: tokens the CA did not mint, or minted for someone else,
 // are refused with a reason that says why.
 func TestForgedTokens(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, ca.KeyECP256)
 	ctx := context.Background()
 	genuine := f.enrollToken(t, ca.ProfileRunner, "victim")
@@ -150,7 +156,7 @@ func TestForgedTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenKey, err := ca.ParsePrivateKey(ca.TokenKeyFile, keyPEM, testPassword)
+	tokenKey, err := ca.ParsePrivateKey(ca.TokenKeyFile, keyPEM, f.password)
 	if err != nil {
 		t.Fatal(err)
 	}

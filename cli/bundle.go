@@ -55,10 +55,7 @@ func (r *runtime) certBundle(c *ucli.Context) error {
 	if rotate != "" && rotate != bundleServer && rotate != bundleRunner {
 		return usageError{fmt.Errorf("--rotate %q: use server or runner", rotate)}
 	}
-	var hosts []string
-	for _, h := range strings.FieldsFunc(c.String("server-hosts"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		hosts = append(hosts, h)
-	}
+	hosts := strings.FieldsFunc(c.String("server-hosts"), func(r rune) bool { return r == ',' || r == ' ' })
 	info, err := ca.ReadInfo(caDir(c))
 	if err != nil {
 		return withDataDirHint(err)

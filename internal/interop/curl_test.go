@@ -201,4 +201,3 @@ func waitForLog(t *testing.T, b *syncBuffer, offset int) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

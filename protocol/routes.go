@@ -59,4 +59,15 @@ const (
 const (
 	// HeaderGatewayID names the gateway replica that answered.
 	HeaderGatewayID = "Leash-Gateway-Id"
+	// HeaderRunnerID names the runner in plain and HTTPS modes, where no
+	// client certificate proves it. It is ignored in mTLS mode: there the
+	// identity comes only from the verified certificate.
+	HeaderRunnerID = "Leash-Runner-Id"
+)
+
+// Default ports. A runner whose LEASH_ENROLL_URL is unset enrolls at the
+// gateway URL's host on DefaultEnrollPort.
+const (
+	DefaultAPIPort    = 8443
+	DefaultEnrollPort = 8444
 )

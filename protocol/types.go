@@ -229,3 +229,13 @@ const (
 )
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// RunnerList is the body of RouteRunners.
+type RunnerList struct {
+	Runners []Runner `json:"runners"`
+}
+
+// JobList is the body of RouteJobs.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}

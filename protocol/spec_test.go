@@ -32,36 +32,34 @@ func TestSpecNamesEveryRouteAndCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		{
-			for _, decl := range f.Decls {
-				gd, ok := decl.(*ast.GenDecl)
-				if !ok || gd.Tok != token.CONST {
-					continue
-				}
-				for _, spec := range gd.Specs {
-					vs := spec.(*ast.ValueSpec)
-					for i, name := range vs.Names {
-						if i >= len(vs.Values) {
-							continue
-						}
-						lit, ok := vs.Values[i].(*ast.BasicLit)
-						if !ok || lit.Kind != token.STRING {
-							continue
-						}
-						val, _ := strconv.Unquote(lit.Value)
-						var want string
-						switch {
-						case strings.HasPrefix(name.Name, "Route"):
-							want = "`" + val // "GET /v1/health" appears as `GET /v1/health...
-						case strings.HasPrefix(name.Name, "Code"):
-							want = "`" + val + "`"
-						default:
-							continue
-						}
-						checked++
-						if !strings.Contains(string(doc), want) {
-							t.Errorf("docs/protocol.md does not mention %s (%s)", name.Name, want)
-						}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if i >= len(vs.Values) {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !ok || lit.Kind != token.STRING {
+						continue
+					}
+					val, _ := strconv.Unquote(lit.Value)
+					var want string
+					switch {
+					case strings.HasPrefix(name.Name, "Route"):
+						want = "`" + val // "GET /v1/health" appears as `GET /v1/health...
+					case strings.HasPrefix(name.Name, "Code"):
+						want = "`" + val + "`"
+					default:
+						continue
+					}
+					checked++
+					if !strings.Contains(string(doc), want) {
+						t.Errorf("docs/protocol.md does not mention %s (%s)", name.Name, want)
 					}
 				}
 			}

@@ -59,6 +59,70 @@ CREATE TABLE crls (
 	der         BLOB NOT NULL
 ) STRICT;
 `,
+		// 2: runner registrations, the job queue, events and the audit log.
+		`
+CREATE TABLE runners (
+	id             TEXT PRIMARY KEY,
+	status         TEXT NOT NULL,
+	hostname       TEXT NOT NULL,
+	os             TEXT NOT NULL,
+	arch           TEXT NOT NULL,
+	version        TEXT NOT NULL,
+	labels         TEXT NOT NULL DEFAULT '{}', -- JSON object
+	capabilities   TEXT NOT NULL DEFAULT '[]', -- JSON array
+	cert_serial    TEXT NOT NULL,
+	cert_not_after TEXT,
+	first_seen     TEXT NOT NULL,
+	last_seen      TEXT NOT NULL,
+	load1          REAL NOT NULL DEFAULT 0,
+	mem_used       INTEGER NOT NULL DEFAULT 0,
+	mem_total      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX runners_status_last_seen ON runners (status, last_seen);
+
+CREATE TABLE jobs (
+	id           TEXT PRIMARY KEY,
+	runner       TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	command      TEXT NOT NULL DEFAULT '',
+	timeout_ns   INTEGER NOT NULL DEFAULT 0,
+	state        TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	submitted_by TEXT NOT NULL DEFAULT '',
+	created_at   TEXT NOT NULL,
+	claimed_at   TEXT,
+	lease_until  TEXT,
+	finished_at  TEXT,
+	result       BLOB
+) STRICT;
+CREATE INDEX jobs_runner_state ON jobs (runner, state, created_at);
+CREATE INDEX jobs_created_at ON jobs (created_at);
+
+CREATE TABLE events (
+	seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+	runner_id TEXT NOT NULL,
+	time      TEXT NOT NULL,
+	kind      TEXT NOT NULL,
+	level     TEXT NOT NULL DEFAULT '',
+	job_id    TEXT NOT NULL DEFAULT '',
+	stream    TEXT NOT NULL DEFAULT '',
+	message   TEXT NOT NULL DEFAULT '',
+	data      TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX events_runner_seq ON events (runner_id, seq);
+CREATE INDEX events_time ON events (time);
+
+CREATE TABLE audit (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	time   TEXT NOT NULL,
+	actor  TEXT NOT NULL,
+	action TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX audit_action ON audit (action, seq);
+CREATE INDEX audit_target ON audit (target, seq);
+`,
 	}
 }
 

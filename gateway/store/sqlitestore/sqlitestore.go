@@ -26,9 +26,10 @@ const fileMode fs.FileMode = 0o600
 // Store is a store.Store backed by one SQLite file. It is safe for concurrent
 // use; several Stores, in one process or many, may share a file.
 type Store struct {
-	db   *sql.DB
-	path string
-	log  *slog.Logger
+	db      *sql.DB
+	path    string
+	log     *slog.Logger
+	signals signalHub
 }
 
 var _ store.Store = (*Store)(nil)

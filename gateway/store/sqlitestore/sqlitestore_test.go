@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway/store"
 	"github.com/leashpki/leash/gateway/store/storetest"
 )
 
 func TestConformance(t *testing.T) {
-	storetest.RunCA(t, func(t *testing.T) ca.Store {
+	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTemp(t, filepath.Join(t.TempDir(), "leash.db"))
 	})
 }
@@ -216,6 +217,14 @@ func TestTwoStoresSpendRace(t *testing.T) {
 	a := openTemp(t, path)
 	b := openTemp(t, path)
 	storetest.SpendRace(t, []ca.Store{a, b}, 20, 10)
+}
+
+func TestTwoStoresClaimAndOfflineRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leash.db")
+	a := openTemp(t, path)
+	b := openTemp(t, path)
+	t.Run("claims", func(t *testing.T) { storetest.ClaimRace(t, []store.Store{a, b}, 30, 6) })
+	t.Run("offline", func(t *testing.T) { storetest.MarkOfflineRace(t, []store.Store{a, b}, 30, 6) })
 }
 
 func TestConcurrentOpenOfNewFile(t *testing.T) {

@@ -47,6 +47,9 @@ func NewApp(env Env) *ucli.App {
 			r.caCommand(),
 			r.certCommand(),
 			r.tokenCommand(),
+			r.loginCommand(),
+			r.runnerCommand(),
+			r.jobCommand(),
 		},
 		// Errors are printed once, by Run, not by urfave's default handler.
 		ExitErrHandler: func(*ucli.Context, error) {},

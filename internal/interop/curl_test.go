@@ -46,6 +46,19 @@ type mtlsServer struct {
 
 func startServer(t *testing.T, p *pki, server *leaf) *mtlsServer {
 	t.Helper()
+	return startServerWith(t, p, server, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := leashtls.PeerIdentity(*r.TLS)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprintf(w, "hello %s\n", id)
+	}))
+}
+
+// startServerWith is startServer with the handler of the caller's choice.
+func startServerWith(t *testing.T, p *pki, server *leaf, h http.Handler) *mtlsServer {
+	t.Helper()
 	src, err := leashtls.NewFileSource(server.chain, server.keyf)
 	if err != nil {
 		t.Fatal(err)
@@ -67,14 +80,7 @@ func startServer(t *testing.T, p *pki, server *leaf) *mtlsServer {
 		TLSConfig:         cfg,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          log.New(errLog, "", 0),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, err := leashtls.PeerIdentity(*r.TLS)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusForbidden)
-				return
-			}
-			fmt.Fprintf(w, "hello %s\n", id)
-		}),
+		Handler:           h,
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()

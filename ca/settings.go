@@ -134,3 +134,20 @@ func writeSettings(dir string, s Settings) error {
 	}
 	return keyfile.WriteAtomic(filepath.Join(dir, SettingsFile), append(b, '\n'), 0o644)
 }
+
+// SetProfileLifetimes changes the lifetimes of one profile in dir/ca.json.
+// It takes effect when the CA is next opened.
+func SetProfileLifetimes(dir, profile string, l Lifetimes) error {
+	s, err := ReadSettings(dir)
+	if err != nil {
+		return err
+	}
+	if s.Profiles == nil {
+		s.Profiles = map[string]Lifetimes{}
+	}
+	s.Profiles[profile] = l
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	return writeSettings(dir, s)
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/leashpki/leash/protocol"
+	leashtls "github.com/leashpki/leash/tls"
+)
+
+// Config configures a gateway. The zero value of every duration means its
+// default; Validate never changes the Config.
+type Config struct {
+	ID      string // names this replica in answers and logs; default: hostname
+	Version string
+
+	Listen        string // API listener; default ":8443"
+	EnrollListen  string // enrollment listener; default ":8444"; "off" disables it
+	MetricsListen string // optional separate metrics listener (mTLS, MetricsClientCA)
+
+	// Mode is plain, https or mtls. Empty derives it as FANGS does: no
+	// certificate → plain; TLSCert+TLSKey → https; plus TLSClientCA → mtls.
+	// With the embedded CA, "mtls" needs no files at all.
+	Mode        leashtls.Mode
+	TLSCert     string // server certificate chain PEM; empty: issued by the embedded CA
+	TLSKey      string
+	TLSClientCA string // client CA bundle; empty in mtls mode: the embedded CA's root
+	// Hostnames go into the server certificate the embedded CA issues.
+	Hostnames []string
+
+	MetricsClientCA string // client CA for MetricsListen; empty: the embedded CA's root
+
+	HeartbeatInterval time.Duration // default 5s
+	OfflineAfter      time.Duration // default 10s
+	JobLease          time.Duration // default 2m
+	EventMaxAge       time.Duration // default 7 days
+	EventsPerRunner   int           // default 10000
+	RevocationPoll    time.Duration // default 250ms
+	ReadHeaderTimeout time.Duration // default 5s (slowloris)
+
+	// AllowInsecureRemote permits plain mode on a non-loopback address.
+	// Without it such a configuration is refused: a plain gateway trusts
+	// whatever a caller claims.
+	AllowInsecureRemote bool
+}
+
+// Defaults.
+const (
+	DefaultListen            = ":8443"
+	DefaultEnrollListen      = ":8444"
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultOfflineAfter      = 10 * time.Second
+	DefaultJobLease          = 2 * time.Minute
+	DefaultEventMaxAge       = 7 * 24 * time.Hour
+	DefaultEventsPerRunner   = 10000
+	DefaultRevocationPoll    = 250 * time.Millisecond
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// EnrollOff disables the enrollment listener.
+	EnrollOff = "off"
+)
+
+// withDefaults returns a copy of c with defaults filled in.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.EnrollListen == "" {
+		c.EnrollListen = DefaultEnrollListen
+	}
+	if c.Mode == "" {
+		switch {
+		case c.TLSCert == "":
+			c.Mode = leashtls.ModePlain
+		case c.TLSClientCA != "":
+			c.Mode = leashtls.ModeMTLS
+		default:
+			c.Mode = leashtls.ModeHTTPS
+		}
+	}
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.OfflineAfter, DefaultOfflineAfter)
+	def(&c.JobLease, DefaultJobLease)
+	def(&c.EventMaxAge, DefaultEventMaxAge)
+	def(&c.RevocationPoll, DefaultRevocationPoll)
+	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	if c.EventsPerRunner == 0 {
+		c.EventsPerRunner = DefaultEventsPerRunner
+	}
+	if len(c.Hostnames) == 0 {
+		c.Hostnames = []string{"localhost", "127.0.0.1", "::1"}
+	}
+	return c
+}
+
+// Validate returns every problem with c (after defaults) at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !c.Mode.Valid() {
+		add("mode %q: use plain, https or mtls", c.Mode)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		add("tls cert and tls key go together: set both or neither")
+	}
+	if c.TLSClientCA != "" && c.Mode != leashtls.ModeMTLS {
+		add("a tls client CA is set but the mode is %s: client authentication would be silently off; use mode mtls", c.Mode)
+	}
+	for name, addr := range map[string]string{"listen": c.Listen, "enroll listen": c.EnrollListen, "metrics listen": c.MetricsListen} {
+		if addr == "" || addr == EnrollOff && name == "enroll listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s address %q: %v", name, addr, err)
+		}
+	}
+	if c.Mode == leashtls.ModePlain && !c.AllowInsecureRemote && !loopback(c.Listen) {
+		add("plain mode on %s is reachable from other hosts and trusts whatever callers claim; listen on 127.0.0.1, use https/mtls, or set allow insecure remote", c.Listen)
+	}
+	if c.MetricsListen != "" && c.Mode == leashtls.ModePlain {
+		add("a separate metrics listener needs mtls mode")
+	}
+	for name, d := range map[string]time.Duration{"heartbeat interval": c.HeartbeatInterval, "offline after": c.OfflineAfter,
+		"job lease": c.JobLease, "event max age": c.EventMaxAge, "revocation poll": c.RevocationPoll,
+		"read header timeout": c.ReadHeaderTimeout} {
+		if d < 0 {
+			add("%s %s is negative", name, d)
+		}
+	}
+	if c.OfflineAfter <= c.HeartbeatInterval {
+		add("offline after (%s) must be longer than the heartbeat interval (%s)", c.OfflineAfter, c.HeartbeatInterval)
+	}
+	if c.JobLease < time.Second {
+		add("job lease %s is shorter than 1s", c.JobLease)
+	}
+	if c.RevocationPoll > time.Second {
+		add("revocation poll %s is longer than 1s: revoked peers must be cut off within a second", c.RevocationPoll)
+	}
+	if c.EventsPerRunner < 0 {
+		add("events per runner must not be negative")
+	}
+	if c.HeartbeatInterval > protocol.MaxJobWait*10 {
+		add("heartbeat interval %s is unreasonably long", c.HeartbeatInterval)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w:\n%w", ErrConfig, err)
+	}
+	return nil
+}
+
+// loopback reports whether addr listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/leashpki/leash/gateway/store"
+)
+
+// connTracker knows every live client-authenticated connection by the
+// serial of the certificate it presented, so that revocation and expiry
+// can close them.
+type connTracker struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	bySerial map[string]map[net.Conn]struct{}
+	info     map[net.Conn]*trackedConn
+	revoked  map[string]struct{} // serials seen revoked in the store
+}
+
+type trackedConn struct {
+	serial string
+	expiry *time.Timer
+}
+
+func newConnTracker(log *slog.Logger, now func() time.Time) *connTracker {
+	return &connTracker{log: log, now: now, bySerial: map[string]map[net.Conn]struct{}{},
+		info: map[net.Conn]*trackedConn{}, revoked: map[string]struct{}{}}
+}
+
+// connState is the http.Server hook. A TLS connection's handshake is done
+// by the time it first turns active; that is when it is tracked.
+func (t *connTracker) connState(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateActive:
+		t.track(c)
+	case http.StateClosed, http.StateHijacked:
+		t.untrack(c)
+	}
+}
+
+func (t *connTracker) track(c net.Conn) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.info[c]; seen {
+		return
+	}
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return
+	}
+	leaf := cs.PeerCertificates[0]
+	serial := leaf.SerialNumber.String()
+	if _, gone := t.revoked[serial]; gone {
+		// Revoked between the handshake's check and now.
+		go c.Close()
+		return
+	}
+	info := &trackedConn{serial: serial}
+	info.expiry = time.AfterFunc(leaf.NotAfter.Sub(t.now()), func() {
+		t.log.Info("closing connection: client certificate expired", "serial", serial, "remote", c.RemoteAddr().String())
+		_ = c.Close()
+	})
+	t.info[c] = info
+	if t.bySerial[serial] == nil {
+		t.bySerial[serial] = map[net.Conn]struct{}{}
+	}
+	t.bySerial[serial][c] = struct{}{}
+}
+
+func (t *connTracker) untrack(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info, ok := t.info[c]
+	if !ok {
+		return
+	}
+	info.expiry.Stop()
+	delete(t.info, c)
+	delete(t.bySerial[info.serial], c)
+	if len(t.bySerial[info.serial]) == 0 {
+		delete(t.bySerial, info.serial)
+	}
+}
+
+// closeSerial closes every live connection of serial and remembers the
+// serial as revoked; it returns how many it closed.
+func (t *connTracker) closeSerial(serial, why string) int {
+	t.mu.Lock()
+	t.revoked[serial] = struct{}{}
+	var conns []net.Conn
+	for c := range t.bySerial[serial] {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		t.log.Info("closing connection", "reason", why, "serial", serial, "remote", c.RemoteAddr().String())
+		_ = c.Close()
+	}
+	return len(conns)
+}
+
+// live reports how many connections serial has open.
+func (t *connTracker) live(serial string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.bySerial[serial])
+}
+
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	var conns []net.Conn
+	for c, info := range t.info {
+		info.expiry.Stop()
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// loadRevoked remembers the revocations already in the store: their
+// handshakes are refused, so nothing needs closing.
+func (t *connTracker) loadRevoked(ctx context.Context, st store.Store) error {
+	revs, err := st.Revocations(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range revs {
+		t.revoked[r.Serial] = struct{}{}
+	}
+	return nil
+}
+
+// watchRevocations polls the store for revocations made elsewhere (the
+// CLI, another replica) and closes the connections they name.
+func (t *connTracker) watchRevocations(ctx context.Context, st store.Store, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		revs, err := st.Revocations(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			t.log.Warn("revocation watch: store read failed", "err", err)
+			continue
+		}
+		for _, r := range revs {
+			t.mu.Lock()
+			_, known := t.revoked[r.Serial]
+			t.mu.Unlock()
+			if !known {
+				t.closeSerial(r.Serial, "revoked")
+			}
+		}
+	}
+}

@@ -41,10 +41,10 @@ type Agent struct {
 	client    *http.Client
 	events    *eventQueue
 
-	rotateReq chan chan error // rotate jobs ask for a renewal now
+	rotateReq chan chan error        // rotate jobs ask for a renewal now
 	idle      chan chan protocol.Job // idle workers offer their inbox
 	held      chan protocol.Job      // the reserved worker's inbox; pollJobs only
-	sessions  atomic.Int64 // sessions started, for tests and logs
+	sessions  atomic.Int64           // sessions started, for tests and logs
 }
 
 // Option configures an Agent.
@@ -77,7 +77,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), version: "dev", now: time.Now,
-		reconnect: backoff{Min: time.Second, Max: 30 * time.Second},
+		reconnect:  backoff{Min: time.Second, Max: 30 * time.Second},
 		renewRetry: backoff{Min: time.Second, Max: time.Minute},
 		base:       strings.TrimRight(cfg.Gateway, "/"), events: newEventQueue(),
 		rotateReq: make(chan chan error), idle: make(chan chan protocol.Job)}

@@ -250,4 +250,3 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(wait)
 	}
 }
-

@@ -52,7 +52,8 @@ func ReasonNames() []string {
 // ParseReason reads a reason name such as "key-compromise".
 func ParseReason(s string) (Reason, error) {
 	for _, r := range reasonNames {
-		if strings.EqualFold(s, r.name) {
+		// Also accept RFC 5280's spelling (keyCompromise).
+		if strings.EqualFold(s, r.name) || strings.EqualFold(s, strings.ReplaceAll(r.name, "-", "")) {
 			return r.reason, nil
 		}
 	}

@@ -92,6 +92,19 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err != nil {
 		return err
 	}
+	// A revocation may have landed between this connection's handshake and
+	// the write above; checking after the write means one of the two
+	// always sees the other, so a revoked runner never stays online.
+	if c.verified {
+		if revoked, err := s.ca.IsRevoked(r.Context(), c.id.Serial); err != nil {
+			return err
+		} else if revoked {
+			if err := s.st.SetRunnerStatus(r.Context(), c.id.Name, protocol.RunnerRevoked); err != nil {
+				return err
+			}
+			return errorf(http.StatusForbidden, protocol.CodeForbidden, "certificate serial %s is revoked", c.id.Serial)
+		}
+	}
 	s.audit(r.Context(), c.actor(), "register", c.id.Name, fmt.Sprintf("host %s %s/%s %s", req.Hostname, req.OS, req.Arch, req.Version))
 	if prev == protocol.RunnerOffline {
 		s.audit(r.Context(), "gateway", "online", c.id.Name, "registered again")

@@ -30,6 +30,19 @@ func (s *Server) enrollHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, protocol.StepRoot{CA: string(ca.EncodeCerts(s.ca.Root()))})
 	})
+	// The CRL is public, like any CRL: a runner whose handshake is refused
+	// asks it whether it was revoked (crypto/tls sends the same
+	// bad_certificate alert for every refusal).
+	mux.HandleFunc(protocol.RouteEnrollCRL, func(w http.ResponseWriter, r *http.Request) {
+		crl, err := s.ca.CRL(r.Context())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(crl.DER)
+	})
 	mux.HandleFunc(protocol.RouteEnroll, func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.EnrollRequest
 		if err := decodeJSON(w, r, &req); err != nil {

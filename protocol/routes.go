@@ -32,6 +32,7 @@ const (
 const (
 	RouteEnrollRoot = "GET /v1/enroll/root/{sha}" // PEM root whose SHA-256 is sha
 	RouteEnroll     = "POST /v1/enroll"           // EnrollRequest → CertificateResponse
+	RouteEnrollCRL  = "GET /v1/enroll/crl"        // DER CRL of the issuing CA (application/pkix-crl)
 	RouteStepRoot   = "GET /root/{sha}"           // step-compatible: {"ca": PEM}
 	RouteStepSign   = "POST /1.0/sign"            // step-compatible: {csr, ott} → {crt, ca, certChain}
 )

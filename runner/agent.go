@@ -34,9 +34,10 @@ type Agent struct {
 	reconnect, renewRetry backoff
 
 	base      string // gateway URL without trailing slash
-	source    *leashtls.Source
+	source    *leashtls.Source     // what the runner presents; empty in plain mode
 	files     *leashtls.FileSource // bring-your-own certificates
 	root      *x509.Certificate    // pinned root (enrolled identity)
+	obtained  time.Time            // when the current certificate arrived; rotation loop only after setup
 	transport *rotatingTransport
 	client    *http.Client
 	events    *eventQueue
@@ -79,7 +80,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), version: "dev", now: time.Now,
 		reconnect:  backoff{Min: time.Second, Max: 30 * time.Second},
 		renewRetry: backoff{Min: time.Second, Max: time.Minute},
-		base:       strings.TrimRight(cfg.Gateway, "/"), events: newEventQueue(),
+		base:       strings.TrimRight(cfg.Gateway, "/"), events: newEventQueue(), source: &leashtls.Source{},
 		rotateReq: make(chan chan error), idle: make(chan chan protocol.Job)}
 	for _, o := range opts {
 		o(a)
@@ -93,7 +94,7 @@ func (a *Agent) Sessions() int64 { return a.sessions.Load() }
 // Certificate returns the certificate the runner presents, or nil in plain
 // mode.
 func (a *Agent) Certificate() *x509.Certificate {
-	if a.source == nil || a.source.Load() == nil {
+	if a.source.Load() == nil {
 		return nil
 	}
 	return a.source.Load().Leaf
@@ -131,16 +132,26 @@ func (a *Agent) setup(ctx context.Context) error {
 		a.log.Warn("plain HTTP gateway: no TLS, the runner names itself in a header; use only on loopback",
 			"gateway", a.cfg.Gateway)
 	case a.cfg.byoCerts():
-		fs, err := leashtls.NewFileSource(a.cfg.TLSCert, a.cfg.TLSKey, leashtls.WithLogger(a.log))
+		// The files are followed by a FileSource; what it loads is
+		// presented through a.source like an enrolled certificate.
+		fs, err := leashtls.NewFileSource(a.cfg.TLSCert, a.cfg.TLSKey, leashtls.WithLogger(a.log),
+			leashtls.WithOnReload(func(c *tls.Certificate) {
+				if a.source.Store(c) == nil {
+					a.transport.rotate()
+				}
+			}))
 		if err != nil {
 			return fmt.Errorf("%w: client certificate: %w", ErrFatal, err)
 		}
-		a.files, a.source = fs, fs.Source
+		if err := a.source.Store(fs.Load()); err != nil {
+			return fmt.Errorf("%w: client certificate: %w", ErrFatal, err)
+		}
+		a.files = fs
 		pool, err := readPool(a.cfg.TLSCA)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		}
-		if tlsCfg, err = leashtls.ClientConfig(leashtls.ClientOptions{Roots: pool, Certificate: fs.GetClientCertificate}); err != nil {
+		if tlsCfg, err = leashtls.ClientConfig(leashtls.ClientOptions{Roots: pool, Certificate: a.source.GetClientCertificate}); err != nil {
 			return err
 		}
 	default:
@@ -148,7 +159,8 @@ func (a *Agent) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if a.source, err = leashtls.NewSource(id.cert); err != nil {
+		a.obtained = id.obtained
+		if err := a.source.Store(id.cert); err != nil {
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		}
 		a.root = id.root
@@ -270,7 +282,7 @@ func (a *Agent) enroll(ctx context.Context, token string) (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("%w: %w", ErrFatal, err)
 	}
-	id := identity{cert: cert, root: root}
+	id := identity{cert: cert, root: root, obtained: time.Now()}
 	if err := saveIdentity(a.cfg.StateDir, id); err != nil {
 		return identity{}, fmt.Errorf("%w: enrolled but cannot keep the identity: %w", ErrFatal, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/leashpki/leash/internal/enroll"
 	"github.com/leashpki/leash/internal/keyfile"
@@ -35,8 +36,9 @@ const (
 
 // identity is what the runner proves itself with.
 type identity struct {
-	cert *tls.Certificate // key + chain, Leaf parsed
-	root *x509.Certificate
+	cert     *tls.Certificate // key + chain, Leaf parsed
+	root     *x509.Certificate
+	obtained time.Time // when it was issued to us: now, or the identity file's mtime
 }
 
 // newKey generates the runner's private key. It never leaves the host.
@@ -154,6 +156,10 @@ func loadIdentity(dir, name string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
+	var obtained time.Time
+	if st, err := os.Stat(path); err == nil {
+		obtained = st.ModTime()
+	}
 	var key crypto.Signer
 	var certPEM []byte
 	for rest := data; ; {
@@ -199,5 +205,5 @@ func loadIdentity(dir, name string) (identity, error) {
 	if err := verifyChain(chain, roots[0], name); err != nil {
 		return identity{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return identity{cert: cert, root: roots[0]}, nil
+	return identity{cert: cert, root: roots[0], obtained: obtained}, nil
 }

@@ -20,7 +20,14 @@ import (
 func (a *Agent) rotate(ctx context.Context) error {
 	for {
 		leaf := a.source.Load().Leaf
-		at := randomRenewAt(leaf.NotBefore, leaf.NotAfter)
+		// Lifetimes count from when the runner obtained the certificate:
+		// the CA backdates NotBefore for clock skew, and counting from it
+		// would renew a short-lived certificate almost at once.
+		from := a.obtained
+		if from.Before(leaf.NotBefore) || from.After(leaf.NotAfter) {
+			from = leaf.NotBefore
+		}
+		at := randomRenewAt(from, leaf.NotAfter)
 		a.log.Debug("renewal scheduled", "at", at.UTC(), "serial", leaf.SerialNumber.String())
 		var reply chan error
 		timer := time.NewTimer(time.Until(at))
@@ -121,6 +128,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err := a.source.Store(cert); err != nil {
 		return fmt.Errorf("renew: %w", err)
 	}
+	a.obtained = time.Now()
 	a.transport.rotate()
 	a.log.Info("certificate renewed", "old_serial", old.SerialNumber.String(), "serial", chain[0].SerialNumber.String(),
 		"not_after", chain[0].NotAfter.UTC())

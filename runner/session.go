@@ -41,6 +41,17 @@ func (a *Agent) connect(ctx context.Context) error {
 			return fmt.Errorf("%w: the gateway refuses this runner's certificate (revoked?); it needs a new enrollment token ('leash token create %s'): %w",
 				ErrNeedToken, a.cfg.Name, err)
 		}
+		if refusedCertificate(err) && a.root != nil {
+			revoked, cerr := a.revoked(ctx)
+			switch {
+			case revoked:
+				a.log.Error("the gateway refuses this runner's certificate: it is revoked", "serial", a.Certificate().SerialNumber.String())
+				return fmt.Errorf("%w: certificate serial %s is revoked; the runner needs a new enrollment token ('leash token create %s'), then remove %s and restart",
+					ErrNeedToken, a.Certificate().SerialNumber, a.cfg.Name, identityFile)
+			case cerr != nil:
+				a.log.Warn("certificate refused; could not check the CRL", "err", cerr)
+			}
+		}
 		if registered {
 			a.reconnect.Reset()
 		}
@@ -107,7 +118,7 @@ func (a *Agent) heartbeats(ctx context.Context, interval time.Duration) error {
 	for {
 		load, used, total := vitals()
 		hb := protocol.Heartbeat{Load1: load, MemUsedBytes: used, MemTotalBytes: total}
-		if a.source != nil && a.source.Load() != nil {
+		if a.source.Load() != nil {
 			hb.CertNotAfter = a.source.NotAfter().UTC()
 		}
 		hctx, cancel := context.WithTimeout(ctx, max(interval, 5*time.Second))
@@ -137,7 +148,7 @@ func (a *Agent) heartbeats(ctx context.Context, interval time.Duration) error {
 // expires (the gateway closes a connection then), with a margin.
 func (a *Agent) pollWait() time.Duration {
 	wait := protocol.MaxJobWait
-	if a.source != nil && a.source.Load() != nil {
+	if a.source.Load() != nil {
 		left := time.Until(a.source.NotAfter()) - 3*time.Second
 		wait = min(wait, max(left, 0))
 	}

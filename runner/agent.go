@@ -33,7 +33,7 @@ type Agent struct {
 	// failed renewals.
 	reconnect, renewRetry backoff
 
-	base      string // gateway URL without trailing slash
+	base      string               // gateway URL without trailing slash
 	source    *leashtls.Source     // what the runner presents; empty in plain mode
 	files     *leashtls.FileSource // bring-your-own certificates
 	root      *x509.Certificate    // pinned root (enrolled identity)

@@ -36,7 +36,7 @@ func NewApp(env Env) *ucli.App {
 	r := &runtime{env: env}
 	app := &ucli.App{
 		Name:                 "leash",
-		Usage:                "PKI-centric mTLS gateway: CA, certificates and tokens",
+		Usage:                "PKI-centric mTLS gateway: CA, certificates, tokens, gateway and runners",
 		Version:              version,
 		Writer:               env.Stdout,
 		ErrWriter:            env.Stderr,
@@ -50,6 +50,8 @@ func NewApp(env Env) *ucli.App {
 			r.loginCommand(),
 			r.runnerCommand(),
 			r.jobCommand(),
+			r.gatewayCommand(),
+			r.devCommand(),
 		},
 		// Errors are printed once, by Run, not by urfave's default handler.
 		ExitErrHandler: func(*ucli.Context, error) {},

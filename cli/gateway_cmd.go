@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway"
+	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/gateway/store/sqlitestore"
+	leashtls "github.com/leashpki/leash/tls"
+)
+
+// gatewayFile is the YAML config file of 'leash gateway serve'. Keys are
+// the flag names in snake_case; unknown keys are refused.
+type gatewayFile struct {
+	ID                string        `yaml:"id"`
+	Listen            string        `yaml:"listen"`
+	EnrollListen      string        `yaml:"enroll_listen"`
+	MetricsListen     string        `yaml:"metrics_listen"`
+	Mode              string        `yaml:"mode"`
+	TLSCert           string        `yaml:"tls_cert"`
+	TLSKey            string        `yaml:"tls_key"`
+	TLSClientCA       string        `yaml:"tls_client_ca"`
+	MetricsClientCA   string        `yaml:"metrics_client_ca"`
+	Hostnames         []string      `yaml:"hostnames"`
+	DatabaseURL       string        `yaml:"database_url"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	OfflineAfter      time.Duration `yaml:"offline_after"`
+	JobLease          time.Duration `yaml:"job_lease"`
+	LogLevel          string        `yaml:"log_level"`
+	AllowInsecure     bool          `yaml:"allow_insecure_remote"`
+}
+
+func (r *runtime) gatewayCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "gateway",
+		Usage: "run the gateway",
+		Subcommands: []*ucli.Command{{
+			Name:  "serve",
+			Usage: "serve the runner and operator API, enrollment and metrics",
+			Description: `Modes, as in FANGS: no certificate flags and --mode plain → plain HTTP
+(loopback only); --tls-cert/--tls-key → HTTPS; plus --tls-client-ca → mTLS.
+--mode mtls without files uses the embedded CA for both the server
+certificate (issued and renewed in-process) and client verification.
+
+Settings come from flags, then LEASH_* variables, then --config (YAML,
+keys as the flags in snake_case), then defaults. Logs are JSON on stderr.`,
+			Flags:  gatewayFlags(),
+			Action: r.gatewayServe,
+		}},
+	}
+}
+
+func gatewayFlags() []ucli.Flag {
+	env := func(name string) []string {
+		return []string{"LEASH_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+	}
+	str := func(name, usage string) *ucli.StringFlag {
+		return &ucli.StringFlag{Name: name, Usage: usage, EnvVars: env(name)}
+	}
+	dur := func(name, usage string) *ucli.DurationFlag {
+		return &ucli.DurationFlag{Name: name, Usage: usage, EnvVars: env(name)}
+	}
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "config", Usage: "YAML config file", EnvVars: []string{"LEASH_GATEWAY_CONFIG"}},
+		str("id", "replica id in answers and logs (default: host name)"),
+		str("listen", "API address (default "+gateway.DefaultListen+")"),
+		str("enroll-listen", "enrollment address, or off (default "+gateway.DefaultEnrollListen+")"),
+		str("metrics-listen", "separate mTLS /metrics address for Prometheus (optional)"),
+		str("mode", "plain, https or mtls (default: derived from the certificate flags)"),
+		str("tls-cert", "server certificate chain PEM (default: issued by the embedded CA)"),
+		str("tls-key", "server key PEM"),
+		str("tls-client-ca", "client CA bundle PEM; implies mtls (default in mtls: the embedded CA)"),
+		str("metrics-client-ca", "client CA for --metrics-listen (default: the embedded CA)"),
+		&ucli.StringSliceFlag{Name: "hostname", Usage: "name or IP for the embedded server certificate (repeatable)", EnvVars: []string{"LEASH_HOSTNAMES"}},
+		str("database-url", "postgres://… for PostgreSQL (default: SQLite file in --data-dir)"),
+		dur("heartbeat-interval", "how often runners heartbeat (default 5s)"),
+		dur("offline-after", "a runner is offline after this long without a heartbeat (default 10s)"),
+		dur("job-lease", "how long a claimed job stays leased before it is queued again (default 2m)"),
+		str("log-level", "debug, info, warn or error (default info)"),
+		&ucli.BoolFlag{Name: "allow-insecure-remote", Usage: "allow plain mode on a non-loopback address", EnvVars: env("allow-insecure-remote")},
+	}
+}
+
+// gatewaySettings merges flags and env (urfave reports both as set) over
+// the config file.
+func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
+	var f gatewayFile
+	if path := c.String("config"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return gateway.Config{}, f, fmt.Errorf("gateway config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+			return gateway.Config{}, f, fmt.Errorf("gateway config %s: %w", path, err)
+		}
+	}
+	strs := map[string]*string{"id": &f.ID, "listen": &f.Listen, "enroll-listen": &f.EnrollListen,
+		"metrics-listen": &f.MetricsListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
+		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL,
+		"log-level": &f.LogLevel}
+	for name, dst := range strs {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	durs := map[string]*time.Duration{"heartbeat-interval": &f.HeartbeatInterval, "offline-after": &f.OfflineAfter,
+		"job-lease": &f.JobLease}
+	for name, dst := range durs {
+		if c.IsSet(name) {
+			*dst = c.Duration(name)
+		}
+	}
+	if c.IsSet("hostname") {
+		f.Hostnames = c.StringSlice("hostname")
+	}
+	if c.IsSet("allow-insecure-remote") {
+		f.AllowInsecure = c.Bool("allow-insecure-remote")
+	}
+	mode := leashtls.Mode(f.Mode)
+	if f.Mode != "" {
+		m, err := leashtls.ParseMode(f.Mode)
+		if err != nil {
+			return gateway.Config{}, f, usageError{err}
+		}
+		mode = m
+	}
+	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
+		MetricsListen: f.MetricsListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
+		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
+		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure}
+	switch f.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return cfg, f, usageError{fmt.Errorf("log level %q: debug, info, warn or error", f.LogLevel)}
+	}
+	return cfg, f, cfg.Validate()
+}
+
+func jsonLogger(w io.Writer, level string) *slog.Logger {
+	l := slog.LevelInfo
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func (r *runtime) gatewayServe(c *ucli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	if c.Args().Len() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", c.Args().Slice())}
+	}
+	cfg, f, err := gatewaySettings(c)
+	if err != nil {
+		return err
+	}
+	log := jsonLogger(c.App.ErrWriter, f.LogLevel)
+	authority, st, closeAll, err := r.openGatewayCA(c, f.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	srv, err := gateway.New(cfg, authority, st, gateway.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	return srv.Run(c.Context)
+}
+
+// openGatewayCA opens the store (SQLite in the data dir, or PostgreSQL)
+// and the CA on it.
+func (r *runtime) openGatewayCA(c *ucli.Context, databaseURL string, log *slog.Logger) (*ca.Authority, store.Store, func(), error) {
+	dir := caDir(c)
+	if _, err := ca.ReadInfo(dir); err != nil {
+		return nil, nil, nil, withDataDirHint(err)
+	}
+	pw, err := r.password(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := openStore(c.Context, c, databaseURL, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := ca.Open(ca.Config{Dir: dir, Password: pw}, st, ca.WithLogger(log))
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, nil, err
+	}
+	return a, st, func() { _ = a.Close(); _ = st.Close() }, nil
+}
+
+func openStore(ctx context.Context, c *ucli.Context, databaseURL string, log *slog.Logger) (store.Store, error) {
+	if databaseURL != "" {
+		return openPostgres(ctx, databaseURL, log)
+	}
+	st, err := sqlitestore.Open(ctx, dbPath(c), sqlitestore.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/internal/enroll"
+	"github.com/leashpki/leash/internal/testharness"
+	"github.com/leashpki/leash/protocol"
+)
+
+// TestGatewayRestart: runners reconnect by themselves after the gateway
+// restarts on the same address, and jobs flow again.
+func TestGatewayRestart(t *testing.T) {
+	forEachStore(t, func(t *testing.T, opts testharness.Options) {
+		h := testharness.New(t, opts)
+		gw := h.StartGateway(t)
+		var runners []*testharness.Runner
+		for _, name := range []string{"r-1", "r-2", "r-3"} {
+			runners = append(runners, h.StartRunner(t, gw, name))
+		}
+		op := h.Client(t, ca.ProfileOperator, "alice")
+		for _, r := range runners {
+			testharness.Eventually(t, 10*time.Second, r.Name+" connected", func() bool { return r.Agent.Sessions() == 1 })
+		}
+		gw = h.Restart(t, gw)
+		for _, r := range runners {
+			testharness.Eventually(t, 20*time.Second, r.Name+" reconnected", func() bool { return r.Agent.Sessions() >= 2 })
+			j := waitJob(t, op, gw, submit(t, op, gw, protocol.JobSubmit{Runner: r.Name, Kind: protocol.JobInfo}).ID)
+			if j.State != protocol.JobSucceeded {
+				t.Fatalf("%s after restart: %+v", r.Name, j)
+			}
+		}
+	})
+}
+
+// TestTwoGateways: two replicas on one store. A token spent on one is
+// refused on the other, and a job submitted on one reaches a runner
+// long-polling the other.
+func TestTwoGateways(t *testing.T) {
+	forEachStore(t, func(t *testing.T, opts testharness.Options) {
+		h := testharness.New(t, opts)
+		gw1 := h.StartGateway(t, testharness.GatewayOptions{ID: "gw-1"})
+		gw2 := h.StartGateway(t, testharness.GatewayOptions{ID: "gw-2"})
+		token := h.Token(t, "shared")
+		first := h.StartRunner(t, gw1, "shared", testharness.RunnerOptions{Token: token})
+		testharness.Eventually(t, 10*time.Second, "enrolled on gw-1", func() bool { return first.Agent.Certificate() != nil })
+		replay := h.StartRunner(t, gw2, "shared", testharness.RunnerOptions{Token: token})
+		if exited, err := replay.Exited(20 * time.Second); !exited || !errors.Is(err, enroll.ErrRefused) {
+			t.Fatalf("token replayed on gw-2: exited=%v err=%v; want enroll.ErrRefused", exited, err)
+		}
+
+		far := h.StartRunner(t, gw2, "far")
+		op1 := h.Client(t, ca.ProfileOperator, "alice")
+		testharness.Eventually(t, 10*time.Second, "far long-polling gw-2", func() bool {
+			return far.Agent.Sessions() == 1 && op1.Do(t, http.MethodGet, gw2.APIURL+"/v1/runners/far", nil, nil) == http.StatusOK
+		})
+		start := time.Now()
+		j := waitJob(t, op1, gw1, submit(t, op1, gw1, protocol.JobSubmit{Runner: "far", Kind: protocol.JobInfo}).ID)
+		if j.State != protocol.JobSucceeded {
+			t.Fatalf("job submitted on gw-1 for a runner on gw-2: %+v", j)
+		}
+		t.Logf("cross-replica job done in %s", time.Since(start))
+	})
+}

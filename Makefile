@@ -14,7 +14,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X github.com/leashpki/leash/cli.version=$(VERSION)
 
 # Fuzz targets: package:target, one go test -fuzz run each.
-FUZZ_TARGETS := ./ca:FuzzParseCSR ./ca:FuzzParseCerts ./ca:FuzzEnrollToken ./cli:FuzzParseObjects
+FUZZ_TARGETS := ./ca:FuzzParseCSR ./ca:FuzzParseCerts ./ca:FuzzEnrollToken ./cli:FuzzParseObjects ./protocol:FuzzParseTokenHints
 
 .PHONY: all build test unit fuzz run lint bench clean
 
@@ -22,6 +22,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/leash ./cmd/leash
+	$(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/leash-runner ./cmd/leash-runner
 
 ## test: unit + integration tests with the race detector, then short fuzz runs.
 test: unit fuzz
@@ -36,16 +37,12 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-## run: a development CA in $(DATA) (password generated once, mode 0600),
-## a tls/ bundle for localhost, then the inventory.
+## run: the whole product locally (leash dev): a CA in $(DATA) (password
+## generated once into $(DATA)/ca-password, mode 0600), the gateway in mTLS
+## mode on the embedded SQLite store, one enrolled runner. Ctrl-C stops it.
 run: build
 	@mkdir -p $(DATA) && chmod 700 $(DATA)
-	@test -f $(DATA)/ca-password || (umask 077; head -c 24 /dev/urandom | base64 > $(DATA)/ca-password)
-	@export LEASH_DATA_DIR=$(DATA) LEASH_CA_PASSWORD_FILE=$(DATA)/ca-password; \
-	 test -f $(DATA)/ca/ca.json || $(BIN)/leash ca init --name "Leash Dev"; \
-	 $(BIN)/leash ca info; \
-	 $(BIN)/leash cert bundle --out $(DATA)/tls --server-hosts localhost,127.0.0.1,::1; \
-	 $(BIN)/leash cert list
+	$(BIN)/leash --data-dir $(DATA) dev
 
 lint:
 	$(GO) vet ./...

@@ -77,6 +77,9 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.JobTimeout == 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), version: "dev", now: time.Now,
 		reconnect:  backoff{Min: time.Second, Max: 30 * time.Second},
 		renewRetry: backoff{Min: time.Second, Max: time.Minute},

@@ -41,6 +41,9 @@ type Config struct {
 	LogLevel   string        `yaml:"log_level"`   // debug, info, warn, error
 }
 
+// DefaultJobTimeout bounds a job whose submission names no timeout.
+const DefaultJobTimeout = 5 * time.Minute
+
 // DefaultStateDir is where identity lives unless configured.
 const DefaultStateDir = "/var/lib/leash-runner"
 
@@ -138,7 +141,7 @@ func LoadConfig(args, environ []string, stderr io.Writer) (Config, error) {
 		cfg.StateDir = DefaultStateDir
 	}
 	if cfg.JobTimeout == 0 {
-		cfg.JobTimeout = 5 * time.Minute
+		cfg.JobTimeout = DefaultJobTimeout
 	}
 	return cfg, nil
 }

@@ -16,7 +16,10 @@ type backoff struct {
 
 // next returns the delay before the next attempt.
 func (b *backoff) next() time.Duration {
-	d := b.Min << min(b.n, 30)
+	d := b.Min
+	for i := 0; i < b.n && d < b.Max; i++ {
+		d *= 2 // at most doubles past Max once, then capped below
+	}
 	if d > b.Max || d <= 0 {
 		d = b.Max
 	}

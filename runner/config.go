@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/leashpki/leash/protocol"
 	leashtls "github.com/leashpki/leash/tls"
 )
 
@@ -159,7 +161,7 @@ func parseLabels(s string) (map[string]string, error) {
 }
 
 // byoCerts reports whether the operator brought certificate files.
-func (c Config) byoCerts() bool { return c.TLSCert != "" || c.TLSKey != "" }
+func (c Config) byoCerts() bool { return c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "" }
 
 // Validate returns every problem with c at once.
 func (c Config) Validate() error {
@@ -174,6 +176,16 @@ func (c Config) Validate() error {
 		add("gateway (LEASH_GATEWAY) is required, e.g. https://gateway.example:8443")
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		add("gateway %q: want https://host:port (http only for a loopback gateway in plain mode)", c.Gateway)
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		add("gateway %q: plain http only to a loopback gateway (without TLS the runner merely claims its name); use https", c.Gateway)
+	}
+	if len(c.Labels) > protocol.MaxLabels {
+		add("%d labels; at most %d", len(c.Labels), protocol.MaxLabels)
+	}
+	for k, v := range c.Labels {
+		if k == "" || len(k)+len(v) > protocol.MaxLabelBytes {
+			add("label %q: the key must not be empty and key plus value at most %d bytes", k, protocol.MaxLabelBytes)
+		}
 	}
 	if c.EnrollURL != "" {
 		if u, err := url.Parse(c.EnrollURL); err != nil || u.Scheme != "https" || u.Host == "" {
@@ -214,4 +226,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w:\n%w", ErrConfig, err)
 	}
 	return nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/leashpki/leash/protocol"
 )
@@ -37,12 +39,8 @@ func (q *eventQueue) add(e protocol.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	if len(e.Data) > protocol.MaxEventDataBytes {
-		e.Data = e.Data[:protocol.MaxEventDataBytes]
-	}
-	if len(e.Message) > protocol.MaxEventDataBytes {
-		e.Message = e.Message[:protocol.MaxEventDataBytes]
-	}
+	e.Data = clip(e.Data, protocol.MaxEventDataBytes)
+	e.Message = clip(e.Message, protocol.MaxEventDataBytes)
 	q.mu.Lock()
 	if len(q.q) >= maxQueuedEvents {
 		q.q = q.q[1:]
@@ -78,7 +76,7 @@ func (q *eventQueue) putBack(batch []protocol.Event) {
 	q.mu.Lock()
 	q.q = append(append([]protocol.Event(nil), batch...), q.q...)
 	if over := len(q.q) - maxQueuedEvents; over > 0 {
-		q.q = q.q[:maxQueuedEvents]
+		q.q = q.q[over:] // the oldest go, as in add
 		q.dropped += over
 	}
 	q.mu.Unlock()
@@ -120,22 +118,53 @@ func (a *Agent) streamEvents(ctx context.Context) error {
 
 func (a *Agent) sendEvents(ctx context.Context, batch []protocol.Event) error {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
 	for _, e := range batch {
-		if err := enc.Encode(e); err != nil {
+		buf.Write(encodeEvent(e))
+	}
+	status, err := a.call(ctx, http.MethodPost, "/v1/events", buf.Bytes(), protocol.ContentTypeNDJSON, nil)
+	if status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+		return err
+	}
+	// The gateway refuses the whole batch for one bad event. Send them one
+	// by one so that only the events it will never take are lost.
+	if len(batch) == 1 {
+		a.log.Error("gateway refused an event; dropping it", "kind", batch[0].Kind, "job", batch[0].JobID, "err", err)
+		return nil
+	}
+	for _, e := range batch {
+		if err := a.sendEvents(ctx, []protocol.Event{e}); err != nil {
 			return err
 		}
 	}
-	var ack protocol.EventsAccepted
-	status, err := a.call(ctx, http.MethodPost, "/v1/events", buf.Bytes(), protocol.ContentTypeNDJSON, &ack)
-	if err != nil {
-		if status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
-			// The gateway will never take this batch; keeping it would
-			// block the stream forever. Say so in the log and move on.
-			a.log.Error("gateway refused an event batch; dropping it", "events", len(batch), "err", err)
-			return nil
-		}
-		return err
-	}
 	return nil
+}
+
+// encodeEvent encodes e as one ndjson line that fits the gateway's line
+// limit: without HTML escaping, and with Data and Message halved until
+// escaping (control characters grow sixfold) no longer pushes it over.
+func encodeEvent(e protocol.Event) []byte {
+	for {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(e) // an Event always encodes
+		if buf.Len() <= protocol.MaxEventLineBytes || (e.Data == "" && e.Message == "") {
+			return buf.Bytes()
+		}
+		e.Data = clip(e.Data, len(e.Data)/2)
+		e.Message = clip(e.Message, len(e.Message)/2)
+	}
+}
+
+// clip makes s valid UTF-8 and at most n bytes long, cutting only between
+// characters.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -95,6 +95,9 @@ func verifyChain(chain []*x509.Certificate, root *x509.Certificate, name string)
 	// a runner's clock may be off. Expiry is checked where it matters, by
 	// the rotation schedule and by the gateway.
 	at := chain[0].NotBefore
+	if root.NotBefore.After(at) {
+		at = root.NotBefore
+	}
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 		if c.NotBefore.After(at) {

@@ -166,7 +166,7 @@ func (a *Agent) execJob(ctx context.Context, job protocol.Job, argv []string) pr
 // pump turns one output stream into job.output events, one per line.
 func (a *Agent) pump(jobID, stream string, r io.Reader, tail *tailBuffer) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), protocol.MaxEventDataBytes)
+	sc.Buffer(make([]byte, 0, 4096), protocol.MaxEventDataBytes+2) // a full line plus \r\n
 	sc.Split(scanLinesOrChunks)
 	for sc.Scan() {
 		line := sc.Text()

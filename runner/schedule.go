@@ -16,7 +16,7 @@ func renewAt(notBefore, notAfter time.Time, jitter float64, u float64) time.Time
 	}
 	offset := time.Duration((u*2 - 1) * jitter * float64(life))
 	at := notBefore.Add(life*2/3 + offset)
-	if latest := notBefore.Add(life * 9 / 10); at.After(latest) {
+	if latest := notBefore.Add(life / 10 * 9); at.After(latest) {
 		at = latest
 	}
 	if at.Before(notBefore) {

@@ -78,7 +78,10 @@ func (a *Agent) connect(ctx context.Context) error {
 func (a *Agent) session(ctx context.Context) (bool, error) {
 	a.sessions.Add(1)
 	var reg protocol.RegisterResponse
-	if _, err := a.call(ctx, http.MethodPost, "/v1/register", a.registration(), "", &reg); err != nil {
+	if status, err := a.call(ctx, http.MethodPost, "/v1/register", a.registration(), "", &reg); err != nil {
+		if status == http.StatusBadRequest {
+			return false, fmt.Errorf("%w: the gateway refuses this runner's registration; fix the configuration: %w", ErrFatal, err)
+		}
 		return false, err
 	}
 	interval := reg.HeartbeatInterval.D()

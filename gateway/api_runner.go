@@ -64,8 +64,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request, _ caller) error {
 	if err := s.st.Ping(ctx); err != nil {
 		h.Problems = append(h.Problems, "store: "+err.Error())
 	}
-	if s.serverCert != nil && s.now().After(s.serverCert.NotAfter()) {
-		h.Problems = append(h.Problems, "server certificate expired")
+	if s.certs != nil {
+		h.Problems = append(h.Problems, s.certs.problems(s.now())...)
 	}
 	status := http.StatusOK
 	if len(h.Problems) > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/leashpki/leash/ca"
 	"github.com/leashpki/leash/gateway/store"
@@ -160,41 +159,5 @@ func (s *Server) audit(ctx context.Context, actor, action, target, detail string
 		Action: action, Target: target, Detail: detail})
 	if err != nil {
 		s.log.Error("audit log write failed", "action", action, "target", target, "err", err)
-	}
-}
-
-// issueServerCert issues the gateway's own server certificate from the
-// embedded CA for the configured host names.
-func (s *Server) issueServerCert(ctx context.Context) (*tlsCertificate, error) {
-	return issueServerPair(ctx, s.ca, s.cfg.Hostnames)
-}
-
-// runServerCertRenewal renews the auto-issued server certificate at two
-// thirds of its lifetime and swaps it in without a restart.
-func (s *Server) runServerCertRenewal(ctx context.Context) error {
-	for {
-		leaf := s.serverCert.Load().Leaf
-		life := leaf.NotAfter.Sub(leaf.NotBefore)
-		wait := time.Until(leaf.NotBefore.Add(life * 2 / 3))
-		retry := time.Minute
-		for {
-			t := time.NewTimer(max(wait, 0))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
-			}
-			pair, err := s.issueServerCert(ctx)
-			if err == nil {
-				err = s.serverCert.Store(pair)
-			}
-			if err == nil {
-				s.log.Info("server certificate renewed", "not_after", pair.Leaf.NotAfter)
-				break
-			}
-			s.log.Error("server certificate renewal failed; still serving the current one", "err", err, "retry_in", retry)
-			wait, retry = retry, min(retry*2, time.Hour)
-		}
 	}
 }

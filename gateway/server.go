@@ -34,9 +34,8 @@ type Server struct {
 	conns *connTracker
 	polls *waiters
 
-	serverCert *leashtls.Source
-	certAuto   bool // serverCert is issued and renewed by the embedded CA
-	clientCAs  *x509.CertPool
+	certs     *serverCerts // nil in plain mode without enrollment
+	clientCAs *x509.CertPool
 
 	apiLn, enrollLn, metricsLn net.Listener
 	stopping                   chan struct{} // closed when Run begins shutting down
@@ -95,23 +94,16 @@ func (s *Server) prepareCertificates() error {
 	if !needCert {
 		return nil
 	}
+	var err error
 	if s.cfg.TLSCert != "" {
-		pair, err := leashtls.LoadKeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("gateway server certificate: %w", err)
-		}
-		if s.serverCert, err = leashtls.NewSource(pair); err != nil {
-			return fmt.Errorf("gateway server certificate: %w", err)
-		}
+		s.certs, err = fileServerCerts(s.cfg.TLSCert, s.cfg.TLSKey, s.log)
 	} else {
-		pair, err := s.issueServerCert(context.Background())
-		if err != nil {
-			return err
-		}
-		if s.serverCert, err = leashtls.NewSource(pair); err != nil {
-			return err
-		}
-		s.certAuto = true
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		s.certs, err = s.managedServerCerts(ctx)
+		cancel()
+	}
+	if err != nil {
+		return err
 	}
 	s.clientCAs = x509.NewCertPool()
 	if s.cfg.TLSClientCA != "" {
@@ -233,8 +225,8 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runOfflineDetector(gctx) })
 	g.Go(func() error { return s.conns.watchRevocations(gctx, s.st, s.cfg.RevocationPoll) })
 	g.Go(func() error { return s.runEventRetention(gctx) })
-	if s.certAuto {
-		g.Go(func() error { return s.runServerCertRenewal(gctx) })
+	if s.certs != nil {
+		g.Go(func() error { return s.certs.run(gctx) })
 	}
 	g.Go(func() error {
 		<-gctx.Done()
@@ -273,7 +265,7 @@ func (s *Server) logListening() {
 func (s *Server) apiServer() (*http.Server, error) {
 	var tlsCfg *tls.Config
 	if s.cfg.Mode != leashtls.ModePlain {
-		opts := leashtls.ServerOptions{Mode: s.cfg.Mode, Certificate: s.serverCert.GetCertificate, Now: s.now}
+		opts := leashtls.ServerOptions{Mode: s.cfg.Mode, Certificate: s.certs.get, Now: s.now}
 		if s.cfg.Mode == leashtls.ModeMTLS {
 			opts.ClientCAs = s.clientCAs
 			opts.Revocation = s.ca
@@ -298,7 +290,7 @@ func (s *Server) apiServer() (*http.Server, error) {
 }
 
 func (s *Server) enrollServer() *http.Server {
-	cfg, _ := leashtls.ServerConfig(leashtls.ServerOptions{Mode: leashtls.ModeHTTPS, Certificate: s.serverCert.GetCertificate,
+	cfg, _ := leashtls.ServerConfig(leashtls.ServerOptions{Mode: leashtls.ModeHTTPS, Certificate: s.certs.get,
 		MinVersion: tls.VersionTLS12, Now: s.now})
 	return &http.Server{Handler: s.enrollHandler(), TLSConfig: cfg, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute,
@@ -317,7 +309,7 @@ func (s *Server) metricsServer() (*http.Server, error) {
 			return nil, fmt.Errorf("metrics client CA %s holds no certificate", s.cfg.MetricsClientCA)
 		}
 	}
-	cfg, err := leashtls.ServerConfig(leashtls.ServerOptions{Mode: leashtls.ModeMTLS, Certificate: s.serverCert.GetCertificate,
+	cfg, err := leashtls.ServerConfig(leashtls.ServerOptions{Mode: leashtls.ModeMTLS, Certificate: s.certs.get,
 		ClientCAs: pool, Revocation: s.ca, Roles: []leashtls.Role{leashtls.RolePrometheus}, Now: s.now})
 	if err != nil {
 		return nil, err

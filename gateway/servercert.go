@@ -3,31 +3,130 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/certmagic"
 
 	"github.com/leashpki/leash/ca"
+	leashtls "github.com/leashpki/leash/tls"
 )
 
-type tlsCertificate = tls.Certificate
-
-// issueServerPair issues a server-profile certificate for hosts from the
-// embedded CA, with a key generated here.
-func issueServerPair(ctx context.Context, a *ca.Authority, hosts []string) (*tls.Certificate, error) {
-	key, err := ca.KeyECP256.Generate()
-	if err != nil {
-		return nil, err
-	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		return nil, err
-	}
-	iss, err := a.Issue(ctx, ca.IssueRequest{Profile: ca.ProfileServer, Hosts: hosts, CSR: csr})
-	if err != nil {
-		return nil, fmt.Errorf("issue the gateway's server certificate: %w", err)
-	}
-	pair := &tls.Certificate{PrivateKey: key, Leaf: iss.Leaf}
-	for _, c := range iss.Chain {
-		pair.Certificate = append(pair.Certificate, c.Raw)
-	}
-	return pair, nil
+// serverCerts is where the gateway's own TLS certificate comes from: files
+// the operator gives (re-read when they change), or certmagic managing one
+// certificate per configured host name, issued in-process by the embedded
+// CA and kept in the store, so that replicas share it and renew it once.
+type serverCerts struct {
+	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	files *leashtls.FileSource // file mode
+	cache *certmagic.Cache     // managed mode
+	hosts []string
 }
+
+// managedServerCerts obtains (or loads from the store) a certificate for
+// every host name before it returns.
+func (s *Server) managedServerCerts(ctx context.Context) (*serverCerts, error) {
+	zl := zapToSlog(s.log.With("component", "certmagic"))
+	var cfg *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zl,
+	})
+	cfg = certmagic.New(cache, certmagic.Config{
+		Storage:           newBlobStorage(s.st, s.cfg.ID, s.now),
+		Issuers:           []certmagic.Issuer{&caIssuer{ca: s.ca, log: s.log}},
+		Logger:            zl,
+		DefaultServerName: s.cfg.Hostnames[0],
+	})
+	if err := cfg.ManageSync(ctx, s.cfg.Hostnames); err != nil {
+		cache.Stop()
+		return nil, fmt.Errorf("gateway server certificate for %v: %w", s.cfg.Hostnames, err)
+	}
+	return &serverCerts{get: cfg.GetCertificate, cache: cache, hosts: s.cfg.Hostnames}, nil
+}
+
+func fileServerCerts(certFile, keyFile string, log *slog.Logger) (*serverCerts, error) {
+	fs, err := leashtls.NewFileSource(certFile, keyFile, leashtls.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("gateway server certificate: %w", err)
+	}
+	return &serverCerts{get: fs.GetCertificate, files: fs}, nil
+}
+
+// run keeps the certificates fresh until ctx ends: file mode re-reads the
+// files, managed mode lets certmagic's maintenance renew.
+func (c *serverCerts) run(ctx context.Context) error {
+	if c.files != nil {
+		return c.files.Run(ctx)
+	}
+	<-ctx.Done()
+	c.cache.Stop()
+	return nil
+}
+
+// problems lists what is wrong with the certificates served right now.
+func (c *serverCerts) problems(now time.Time) []string {
+	names := c.hosts
+	if c.files != nil {
+		names = []string{""}
+	}
+	var out []string
+	for _, name := range names {
+		hello := &tls.ClientHelloInfo{ServerName: name}
+		if ip := net.ParseIP(name); ip != nil {
+			hello.ServerName = ""
+			hello.Conn = fakeLocalConn{ip: ip}
+		}
+		cert, err := c.get(hello)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("server certificate for %q: %v", name, err))
+		case cert.Leaf != nil && now.After(cert.Leaf.NotAfter):
+			out = append(out, fmt.Sprintf("server certificate for %q expired at %s", name, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	return out
+}
+
+// caIssuer is a certmagic.Issuer that signs with the embedded CA directly:
+// no ACME round trip, the same profile rules as every other certificate.
+type caIssuer struct {
+	ca  *ca.Authority
+	log *slog.Logger
+}
+
+// IssuerKey names this CA, so certificates from another CA are not taken
+// for ours.
+func (i *caIssuer) IssuerKey() string { return "leash-" + i.ca.RootFingerprint()[:16] }
+
+// Issue signs csr under the server profile for the names it asks for.
+func (i *caIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	hosts := slices.Clone(csr.DNSNames)
+	for _, ip := range csr.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("the certificate request names no host")
+	}
+	iss, err := i.ca.Issue(ctx, ca.IssueRequest{Profile: ca.ProfileServer, Hosts: hosts, CSR: csr})
+	if err != nil {
+		return nil, err
+	}
+	i.log.Info("gateway server certificate issued", "hosts", hosts, "serial", iss.Leaf.SerialNumber.String(),
+		"not_after", iss.Leaf.NotAfter.UTC())
+	return &certmagic.IssuedCertificate{Certificate: iss.ChainPEM()}, nil
+}
+
+// fakeLocalConn lets problems ask certmagic for the certificate of an IP
+// address the way a handshake without SNI on that address would.
+type fakeLocalConn struct {
+	net.Conn
+	ip net.IP
+}
+
+func (c fakeLocalConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: c.ip, Port: 443} }

@@ -45,7 +45,7 @@ type Agent struct {
 	rotateReq chan chan error        // rotate jobs ask for a renewal now
 	idle      chan chan protocol.Job // idle workers offer their inbox
 	held      chan protocol.Job      // the reserved worker's inbox; pollJobs only
-	sessions  atomic.Int64           // sessions started, for tests and logs
+	sessions  atomic.Int64           // sessions that registered, for tests and logs
 }
 
 // Option configures an Agent.
@@ -91,7 +91,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	return a, nil
 }
 
-// Sessions reports how many sessions (register + streams) have started.
+// Sessions reports how many sessions have registered with the gateway. A
+// runner that never lost a request has one.
 func (a *Agent) Sessions() int64 { return a.sessions.Load() }
 
 // Certificate returns the certificate the runner presents, or nil in plain

@@ -76,7 +76,6 @@ func (a *Agent) connect(ctx context.Context) error {
 // session registers, then heartbeats, streams events and long-polls jobs
 // until one of them fails. It reports whether registration succeeded.
 func (a *Agent) session(ctx context.Context) (bool, error) {
-	a.sessions.Add(1)
 	var reg protocol.RegisterResponse
 	if status, err := a.call(ctx, http.MethodPost, "/v1/register", a.registration(), "", &reg); err != nil {
 		if status == http.StatusBadRequest {
@@ -84,6 +83,7 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 		}
 		return false, err
 	}
+	a.sessions.Add(1)
 	interval := reg.HeartbeatInterval.D()
 	if interval <= 0 {
 		interval = 5 * time.Second

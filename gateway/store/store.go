@@ -15,6 +15,7 @@ type Store interface {
 	Jobs
 	Events
 	Audit
+	Blobs
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the backend's connections; the store must not be
@@ -199,4 +200,37 @@ type Audit interface {
 	AppendAudit(ctx context.Context, r AuditRecord) error
 	// AuditLog lists rows newest first.
 	AuditLog(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+}
+
+// BlobRecord is one value of the Blobs key space.
+type BlobRecord struct {
+	Key      string
+	Value    []byte
+	Modified time.Time
+}
+
+// Blobs is a small key-value space with named, expiring locks, shared by
+// every gateway replica on the store. It keeps what certmagic keeps on
+// disk elsewhere (the gateway's own server certificates and keys, their
+// metadata), so that replicas share one certificate and never renew it
+// twice at once. Keys are slash-separated paths ("certificates/ca/x.crt").
+type Blobs interface {
+	// PutBlob creates or replaces key.
+	PutBlob(ctx context.Context, r BlobRecord) error
+	// Blob returns key, or ErrNotFound.
+	Blob(ctx context.Context, key string) (BlobRecord, error)
+	// DeleteBlob deletes key and every key below it (key + "/..."); it
+	// returns ErrNotFound when nothing was deleted.
+	DeleteBlob(ctx context.Context, key string) error
+	// ListBlobs lists the keys below prefix, sorted. Recursive lists every
+	// key; otherwise only the direct children of prefix, where a child
+	// with keys below it is listed once, as a "directory" path.
+	ListBlobs(ctx context.Context, prefix string, recursive bool) ([]string, error)
+	// TryLock takes lock name for owner until expires, and reports false
+	// when another owner holds it and its expiry has not passed (now is the
+	// caller's clock). Taking a lock one already holds extends it.
+	TryLock(ctx context.Context, name, owner string, now, expires time.Time) (bool, error)
+	// Unlock releases name if owner holds it; otherwise it returns
+	// ErrConflict (ErrNotFound when nobody holds it).
+	Unlock(ctx context.Context, name, owner string) error
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +47,11 @@ func TestTwoGateways(t *testing.T) {
 		h := testharness.New(t, opts)
 		gw1 := h.StartGateway(t, testharness.GatewayOptions{ID: "gw-1"})
 		gw2 := h.StartGateway(t, testharness.GatewayOptions{ID: "gw-2"})
+		// The embedded CA's server certificate is managed by certmagic in
+		// the shared store: the second replica serves the first one's.
+		if s1, s2 := serverSerial(t, h, gw1), serverSerial(t, h, gw2); s1 != s2 {
+			t.Errorf("replicas serve different server certificates: %s and %s", s1, s2)
+		}
 		token := h.Token(t, "shared")
 		first := h.StartRunner(t, gw1, "shared", testharness.RunnerOptions{Token: token})
 		testharness.Eventually(t, 10*time.Second, "enrolled on gw-1", func() bool { return first.Agent.Certificate() != nil })
@@ -65,4 +72,21 @@ func TestTwoGateways(t *testing.T) {
 		}
 		t.Logf("cross-replica job done in %s", time.Since(start))
 	})
+}
+
+// serverSerial returns the serial of the certificate gw presents to a
+// client that connects to 127.0.0.1.
+func serverSerial(t *testing.T, h *testharness.Harness, gw *testharness.Gateway) string {
+	t.Helper()
+	c := h.Client(t, ca.ProfileOperator, "probe")
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(gw.APIURL, "https://"), c.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != "127.0.0.1" {
+		t.Errorf("server certificate for 127.0.0.1 names %v %v", leaf.DNSNames, leaf.IPAddresses)
+	}
+	return leaf.SerialNumber.String()
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway/store"
 	"github.com/leashpki/leash/internal/testharness"
 	"github.com/leashpki/leash/protocol"
 	"github.com/leashpki/leash/runner"
@@ -56,6 +58,10 @@ func TestRevokeClosesLiveConnection(t *testing.T) {
 		}
 		if len(resp.Serials) != 1 || resp.ClosedConnections < 1 {
 			t.Fatalf("revoke response %+v", resp)
+		}
+		if rows, err := h.Store.AuditLog(context.Background(), store.AuditQuery{Action: "revoke", Target: "victim"}); err != nil ||
+			len(rows) != 1 || !strings.Contains(rows[0].Actor, "operator/alice") || !strings.Contains(rows[0].Detail, "key-compromise") {
+			t.Errorf("revoke audit rows: %+v %v", rows, err)
 		}
 		select {
 		case at := <-closed:

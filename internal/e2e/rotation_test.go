@@ -27,7 +27,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		gw := h.StartGateway(t)
 		r := h.StartRunner(t, gw, "busy-1", testharness.RunnerOptions{Commands: map[string][]string{"true": {"true"}}})
 		op := h.Client(t, ca.ProfileOperator, "alice")
-		testharness.Eventually(t, 10*time.Second, "enrolled", func() bool { return r.Agent.Certificate() != nil })
+		testharness.Eventually(t, 10*time.Second, "registered", func() bool { return r.Agent.Sessions() == 1 })
 
 		serials := map[string]bool{r.Agent.Certificate().SerialNumber.String(): true}
 		deadline := time.Now().Add(50 * time.Second)
@@ -71,6 +71,10 @@ func TestRotationUnderLoad(t *testing.T) {
 		}
 		if renewed < 2 {
 			t.Errorf("%d rotation events; want at least 2", renewed)
+		}
+		renewals, err := h.Store.AuditLog(context.Background(), store.AuditQuery{Action: "renew", Target: "busy-1"})
+		if err != nil || len(renewals) != len(serials)-1 {
+			t.Errorf("%d renew audit rows for %d renewals (%v)", len(renewals), len(serials)-1, err)
 		}
 		var rn protocol.Runner
 		op.Do(t, http.MethodGet, gw.APIURL+"/v1/runners/busy-1", nil, &rn)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,21 @@ func TestRoundTrip(t *testing.T) {
 		undeclared := waitJob(t, op, gw, submit(t, op, gw, protocol.JobSubmit{Runner: "web-1", Kind: protocol.JobExec, Command: "rm-rf"}).ID)
 		if undeclared.State != protocol.JobFailed {
 			t.Fatalf("an undeclared command ran: %+v", undeclared.Result)
+		}
+
+		// The job's life is in the audit log, each row naming who did it.
+		rows, err := h.Store.AuditLog(context.Background(), store.AuditQuery{Target: job.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actors := map[string]string{}
+		for _, a := range rows {
+			actors[a.Action] = a.Actor
+		}
+		for action, actor := range map[string]string{"job.submit": "operator/alice", "job.claim": "runner/web-1", "job.finish": "runner/web-1"} {
+			if !strings.Contains(actors[action], actor) {
+				t.Errorf("audit %s by %q; want an actor naming %s (rows %+v)", action, actors[action], actor, rows)
+			}
 		}
 
 		// Output streamed back as events, and the connection was reported.

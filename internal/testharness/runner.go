@@ -27,10 +27,13 @@ type RunnerOptions struct {
 	// NoToken starts without a token (to reuse a persisted identity).
 	NoToken bool
 	// Token overrides the freshly minted token.
-	Token    string
-	Commands map[string][]string
-	Labels   map[string]string
-	Options  []runner.Option
+	Token string
+	// TLSCA, TLSCert and TLSKey bring certificate files instead of
+	// enrolling (FANGS style); no token is minted then.
+	TLSCA, TLSCert, TLSKey string
+	Commands               map[string][]string
+	Labels                 map[string]string
+	Options                []runner.Option
 }
 
 // StartRunner enrolls (unless its state dir already holds an identity)
@@ -46,7 +49,9 @@ func (h *Harness) StartRunner(t testing.TB, g *Gateway, name string, o ...Runner
 	}
 	cfg := runner.Config{Name: name, Gateway: g.APIURL, EnrollURL: g.EnrollURL, StateDir: opt.StateDir,
 		Commands: opt.Commands, Labels: opt.Labels, JobTimeout: time.Minute}
+	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = opt.TLSCA, opt.TLSCert, opt.TLSKey
 	switch {
+	case opt.TLSCert != "":
 	case opt.Token != "":
 		cfg.Token = opt.Token
 	case !opt.NoToken:

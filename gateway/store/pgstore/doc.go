@@ -15,9 +15,9 @@
 // than this code knows is refused (ErrSchemaTooNew).
 //
 // The tables are those of sqlitestore: certificates, revocations, tokens and
-// crls for the CA; runners, jobs, events and audit for the gateway. SANs and
-// capabilities are text[] and labels jsonb; certificates, CRLs and job
-// results are bytea.
+// crls for the CA; runners, jobs, events and audit for the gateway; blobs
+// and locks for certmagic's storage. SANs and capabilities are text[] and
+// labels jsonb; certificates, CRLs, job results and blob values are bytea.
 //
 // # Time
 //
@@ -57,6 +57,13 @@
 //     return is the one they replaced.
 //   - PutCRL locks the crls table against other writers for its check and
 //     insert, so CRL numbers only grow.
+//   - TryLock is one INSERT ... ON CONFLICT DO UPDATE ... WHERE the holder
+//     is the caller or its expiry has passed, RETURNING a row only when it
+//     took the lock. Concurrent inserts of one name wait for the first to
+//     commit and then see its row, so exactly one caller takes a lock.
+//   - Blob keys are "C" text, so the keys below a path are one range of the
+//     primary key (from "path/" up to "path0"); no LIKE pattern, whose
+//     wildcards a key could contain, is involved.
 //   - AppendEvents holds an advisory lock until it commits, so that event
 //     sequence numbers become visible in order: a reader paging with
 //     AfterSeq never sees a number before a lower one that commits later.

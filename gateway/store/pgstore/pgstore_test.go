@@ -61,12 +61,13 @@ func TestTwoStoresSpendRace(t *testing.T) {
 	storetest.SpendRace(t, []ca.Store{a, b}, 20, 10)
 }
 
-func TestTwoStoresClaimAndOfflineRace(t *testing.T) {
+func TestTwoStoresRaces(t *testing.T) {
 	url := testpg.Start(t)
 	a := openTemp(t, url)
 	b := openTemp(t, url)
 	t.Run("claims", func(t *testing.T) { storetest.ClaimRace(t, []store.Store{a, b}, 30, 6) })
 	t.Run("offline", func(t *testing.T) { storetest.MarkOfflineRace(t, []store.Store{a, b}, 30, 6) })
+	t.Run("locks", func(t *testing.T) { storetest.LockRace(t, a, b) })
 }
 
 func TestStricterServerDefaultIsolation(t *testing.T) {
@@ -88,6 +89,7 @@ END $$`); err != nil {
 	t.Run("claims", func(t *testing.T) { storetest.ClaimRace(t, []store.Store{a, b}, 30, 6) })
 	t.Run("offline", func(t *testing.T) { storetest.MarkOfflineRace(t, []store.Store{a, b}, 30, 6) })
 	t.Run("spends", func(t *testing.T) { storetest.SpendRace(t, []ca.Store{a, b}, 20, 10) })
+	t.Run("locks", func(t *testing.T) { storetest.LockRace(t, a, b) })
 }
 
 func TestConcurrentOpenOfEmptyDatabase(t *testing.T) {

@@ -28,4 +28,11 @@
 // the row. Revocations, certificates and tokens are inserted with ON
 // CONFLICT DO NOTHING and the affected-row count decides between success and
 // the ca package's sentinel errors.
+//
+// The blob key space (certmagic's storage) compares keys as bytes: the keys
+// below a path are one range of the primary key, from "path/" up to
+// "path0", so no LIKE pattern, whose wildcards a key could contain, is
+// involved. TryLock is one upsert whose DO UPDATE applies only when the
+// caller holds the lock or its expiry has passed; the affected-row count
+// says whether it took the lock.
 package sqlitestore

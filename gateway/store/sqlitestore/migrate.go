@@ -123,6 +123,24 @@ CREATE TABLE audit (
 CREATE INDEX audit_action ON audit (action, seq);
 CREATE INDEX audit_target ON audit (target, seq);
 `,
+		// 3: the blob key space and named locks (certmagic's storage).
+		`
+-- Keys are slash-separated paths. Their BINARY collation compares bytes, so
+-- the keys below "a/b" are exactly those from "a/b/" up to, not including,
+-- "a/b0" ('0' follows '/'), and prefix queries are range scans of the
+-- primary key.
+CREATE TABLE blobs (
+	key      TEXT PRIMARY KEY,
+	value    BLOB NOT NULL,
+	modified TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE locks (
+	name    TEXT PRIMARY KEY,
+	owner   TEXT NOT NULL,
+	expires TEXT NOT NULL
+) STRICT;
+`,
 	}
 }
 

@@ -219,12 +219,13 @@ func TestTwoStoresSpendRace(t *testing.T) {
 	storetest.SpendRace(t, []ca.Store{a, b}, 20, 10)
 }
 
-func TestTwoStoresClaimAndOfflineRace(t *testing.T) {
+func TestTwoStoresRaces(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "leash.db")
 	a := openTemp(t, path)
 	b := openTemp(t, path)
 	t.Run("claims", func(t *testing.T) { storetest.ClaimRace(t, []store.Store{a, b}, 30, 6) })
 	t.Run("offline", func(t *testing.T) { storetest.MarkOfflineRace(t, []store.Store{a, b}, 30, 6) })
+	t.Run("locks", func(t *testing.T) { storetest.LockRace(t, a, b) })
 }
 
 func TestConcurrentOpenOfNewFile(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"github.com/leashpki/leash/gateway/store"
 )
 
-// Run runs the whole conformance suite: RunCA plus runners, jobs, events
-// and the audit log. open must return a new, empty store that it closes
-// through t.Cleanup.
+// Run runs the whole conformance suite: RunCA plus runners, jobs, events,
+// the audit log, blobs and locks. open must return a new, empty store that
+// it closes through t.Cleanup.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunCA(t, func(t *testing.T) ca.Store { return open(t) })
 	tests := []struct {
@@ -37,6 +37,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"ClaimRace", func(t *testing.T, s store.Store) { ClaimRace(t, []store.Store{s}, 20, 8) }},
 		{"MarkOfflineRace", func(t *testing.T, s store.Store) { MarkOfflineRace(t, []store.Store{s}, 20, 8) }},
+		{"BlobPutGet", testBlobPutGet},
+		{"BlobDelete", testBlobDelete},
+		{"BlobList", testBlobList},
+		{"Lock", testLock},
+		{"LockRace", func(t *testing.T, s store.Store) { LockRace(t, s) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })

@@ -17,8 +17,9 @@
 // errors matched with errors.Is, first revocation wins, one-time tokens
 // spent exactly once under concurrency, CRL numbers that only grow, times
 // returned in UTC and equal to the nanosecond, and list order and filters.
-// SpendRace is exported so a backend can also race several instances of
-// itself on one database, as gateway replicas would.
+// SpendRace, ClaimRace, MarkOfflineRace and LockRace are exported so a
+// backend can also race several instances of itself on one database, as
+// gateway replicas would.
 package storetest
 
 import (

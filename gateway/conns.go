@@ -111,13 +111,6 @@ func (t *connTracker) closeSerial(serial, why string) int {
 	return len(conns)
 }
 
-// live reports how many connections serial has open.
-func (t *connTracker) live(serial string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.bySerial[serial])
-}
-
 func (t *connTracker) closeAll() {
 	t.mu.Lock()
 	var conns []net.Conn

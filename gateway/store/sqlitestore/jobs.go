@@ -49,8 +49,20 @@ func (s *Store) ClaimJob(ctx context.Context, runner string, now, leaseUntil tim
 	if te.err != nil {
 		return store.JobRecord{}, fmt.Errorf("claim job: %w", te.err)
 	}
+	// Long-polls ask every second; most of the time there is nothing to
+	// claim, and finding that out must not take the write lock.
+	var one int
+	err := s.db.QueryRowContext(ctx, `
+SELECT 1 FROM jobs WHERE runner = ? AND (state = ? OR (state = ? AND lease_until < ?)) LIMIT 1`,
+		runner, protocol.JobQueued, protocol.JobRunning, nowS).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.JobRecord{}, fmt.Errorf("claim job for %s: %w", runner, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.JobRecord{}, fmt.Errorf("claim job for %s: %w", runner, err)
+	}
 	var job store.JobRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var id string
 		err := tx.QueryRowContext(ctx, `
 SELECT id FROM jobs WHERE runner = ? AND (state = ? OR (state = ? AND lease_until < ?))

@@ -216,6 +216,8 @@ func scanRunner(sc scanner) (store.RunnerRecord, error) {
 // inTx runs fn in one IMMEDIATE transaction (the DSN's _txlock), so reads
 // inside it see no concurrent writer.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

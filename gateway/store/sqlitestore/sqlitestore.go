@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
@@ -30,6 +31,11 @@ type Store struct {
 	path    string
 	log     *slog.Logger
 	signals signalHub
+	// writeMu serialises this process's write transactions. SQLite takes
+	// one writer at a time anyway; queueing here instead of in SQLite's
+	// busy handler (which sleeps 1, 2, 5 … 100 ms between retries) cut the
+	// p99 of 64 concurrent heartbeats from ~700 ms to ~60 ms (bench/).
+	writeMu sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)

@@ -130,6 +130,8 @@ type Gateway struct {
 type GatewayOptions struct {
 	APIAddr, EnrollAddr string // default 127.0.0.1:0
 	ID                  string
+	// Mode is mtls unless set; plain serves the API over http://.
+	Mode leashtls.Mode
 }
 
 // StartGateway starts an mTLS gateway backed by its own store connection
@@ -144,7 +146,10 @@ func (h *Harness) StartGateway(t testing.TB, o ...GatewayOptions) *Gateway {
 	authority := h.openCA(t, st)
 	apiLn := listen(t, opt.APIAddr)
 	enrollLn := listen(t, opt.EnrollAddr)
-	cfg := gateway.Config{ID: opt.ID, Version: "test", Mode: leashtls.ModeMTLS,
+	if opt.Mode == "" {
+		opt.Mode = leashtls.ModeMTLS
+	}
+	cfg := gateway.Config{ID: opt.ID, Version: "test", Mode: opt.Mode,
 		Listen: apiLn.Addr().String(), EnrollListen: enrollLn.Addr().String(),
 		HeartbeatInterval: time.Second, OfflineAfter: 3 * time.Second}
 	if cfg.ID == "" {
@@ -160,7 +165,11 @@ func (h *Harness) StartGateway(t testing.TB, o ...GatewayOptions) *Gateway {
 		t.Fatalf("gateway.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{Server: srv, CA: authority, Store: st, APIURL: "https://" + apiLn.Addr().String(),
+	scheme := "https://"
+	if opt.Mode == leashtls.ModePlain {
+		scheme = "http://"
+	}
+	g := &Gateway{Server: srv, CA: authority, Store: st, APIURL: scheme + apiLn.Addr().String(),
 		EnrollURL: "https://" + enrollLn.Addr().String(), apiAddr: apiLn.Addr().String(),
 		enrollAdr: enrollLn.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- srv.Run(ctx) }()
@@ -179,7 +188,7 @@ func (h *Harness) Restart(t testing.TB, g *Gateway) *Gateway {
 		if !canListen(g.apiAddr) || !canListen(g.enrollAdr) {
 			return false
 		}
-		ng = h.StartGateway(t, GatewayOptions{APIAddr: g.apiAddr, EnrollAddr: g.enrollAdr, ID: g.Server.ID()})
+		ng = h.StartGateway(t, GatewayOptions{APIAddr: g.apiAddr, EnrollAddr: g.enrollAdr, ID: g.Server.ID(), Mode: g.Server.Mode()})
 		return true
 	})
 	return ng

@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/internal/testharness"
+	"github.com/leashpki/leash/protocol"
+	"github.com/leashpki/leash/runner"
+)
+
+// connectProxy is a minimal HTTP CONNECT proxy that records the targets it
+// tunnelled to, standing in for a corporate HTTPS proxy.
+type connectProxy struct {
+	mu      sync.Mutex
+	targets map[string]int
+	wg      sync.WaitGroup
+}
+
+func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+		return
+	}
+	upstream, err := net.Dial("tcp", r.Host)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	p.mu.Lock()
+	p.targets[r.Host]++
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	client, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		_ = upstream.Close()
+		return
+	}
+	p.wg.Add(2)
+	pipe := func(dst, src net.Conn) {
+		defer p.wg.Done()
+		_, _ = io.Copy(dst, src)
+		_ = dst.Close()
+		_ = src.Close()
+	}
+	go pipe(upstream, client)
+	go pipe(client, upstream)
+}
+
+func (p *connectProxy) count(target string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.targets[target]
+}
+
+// TestRunnerThroughHTTPSProxy: enrollment, the API session, renewal and
+// jobs all go through the proxy the runner is given (HTTPS_PROXY in
+// production; http.ProxyFromEnvironment never proxies loopback, so the
+// test hands the proxy in directly).
+func TestRunnerThroughHTTPSProxy(t *testing.T) {
+	h := testharness.New(t, testharness.Options{})
+	gw := h.StartGateway(t)
+	proxy := &connectProxy{targets: map[string]int{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		proxy.wg.Wait()
+	})
+	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+
+	r := h.StartRunner(t, gw, "behind-proxy", testharness.RunnerOptions{
+		Options: []runner.Option{runner.WithProxy(http.ProxyURL(proxyURL))}})
+	testharness.Eventually(t, 10*time.Second, "registered through the proxy", func() bool { return r.Agent.Sessions() == 1 })
+	op := h.Client(t, ca.ProfileOperator, "alice")
+	first := r.Agent.Certificate().SerialNumber
+	j := waitJob(t, op, gw, submit(t, op, gw, protocol.JobSubmit{Runner: "behind-proxy", Kind: protocol.JobRotate}).ID)
+	if j.State != protocol.JobSucceeded || r.Agent.Certificate().SerialNumber.Cmp(first) == 0 {
+		t.Fatalf("rotate through the proxy: %+v %+v", j, j.Result)
+	}
+	api, enroll := gw.APIURL[len("https://"):], gw.EnrollURL[len("https://"):]
+	if proxy.count(enroll) < 1 || proxy.count(api) < 1 {
+		t.Fatalf("proxy tunnels: %v; want the enrollment (%s) and the API (%s) through it", proxy.targets, enroll, api)
+	}
+}

@@ -71,6 +71,14 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	// The enrollment listener serves enrollment and nothing else.
+	for _, path := range []string{"/v1/runners", "/v1/health", "/metrics", "/v1/jobs/next"} {
+		status, _, err := op.Raw("GET", gw.EnrollURL+path, "", nil)
+		if err != nil || status != 404 {
+			t.Errorf("enrollment listener GET %s: %d %v; want 404", path, status, err)
+		}
+	}
+
 	// Nothing half-stored: only the runner "known" exists, with no events,
 	// and the failed heartbeats did not touch it.
 	runners, err := h.Store.Runners(context.Background(), store.RunnerQuery{})

@@ -39,6 +39,20 @@ func TestRunnerIsolation(t *testing.T) {
 		if status := a.Do(t, http.MethodGet, gw.APIURL+"/v1/jobs/next?wait=0s", nil, nil); status != http.StatusNoContent {
 			t.Fatalf("runner A polled B's queue: status %d, want 204", status)
 		}
+		// Claiming to be B in a header changes nothing in mTLS mode.
+		spoof, err := http.NewRequest(http.MethodGet, gw.APIURL+"/v1/jobs/next?wait=0s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spoof.Header.Set(protocol.HeaderRunnerID, "runner-b")
+		resp, err := a.HTTP.Do(spoof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("runner A with a Leash-Runner-Id: runner-b header: status %d, want 204 (its own empty queue)", resp.StatusCode)
+		}
 		res := protocol.JobResult{OK: true, Output: "forged"}
 		if status := a.Do(t, http.MethodPost, gw.APIURL+"/v1/jobs/"+job.ID+"/result", res, nil); status != http.StatusConflict {
 			t.Fatalf("runner A answered B's queued job: status %d, want 409", status)

@@ -34,6 +34,8 @@ func (s *Server) apiHandler() http.Handler {
 	s.handle(mux, protocol.RouteEvents, runnerOnly, s.events)
 	s.handle(mux, protocol.RouteJobNext, runnerOnly, s.nextJob)
 	s.handle(mux, protocol.RouteJobResult, runnerOnly, s.jobResult)
+	s.handle(mux, protocol.RouteTunnel, runnerOnly, s.tunnelHandler)
+	s.handle(mux, protocol.RouteConnect, operatorOnly, s.connectHandler)
 	s.handle(mux, protocol.RouteRenew, []leashtls.Role{leashtls.RoleRunner, leashtls.RoleOperator,
 		leashtls.RolePrometheus, leashtls.RoleUIProxy}, s.renew)
 	s.handle(mux, protocol.RouteRunners, operatorOnly, s.listRunners)

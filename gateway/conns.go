@@ -41,8 +41,11 @@ func (t *connTracker) connState(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateActive:
 		t.track(c)
-	case http.StateClosed, http.StateHijacked:
+	case http.StateClosed:
 		t.untrack(c)
+		// A hijacked connection (a tunnel, a service stream) stays tracked,
+		// so that revocation and expiry still close it; its handler
+		// untracks it when it is done.
 	}
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	handshakeFailures *prometheus.CounterVec
 	heartbeats        prometheus.Counter
 	events            prometheus.Counter
+	streams           *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -34,10 +35,14 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Heartbeats accepted."}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "leash_gateway_events_total",
 			Help: "Runner events stored."}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "leash_gateway_tunnel_streams_total",
+			Help: "Streams opened through runner tunnels by result."}, []string{"result"}),
 	}
 	m.enrollments.WithLabelValues("ok")
 	m.renewals.WithLabelValues("ok")
-	reg.MustRegister(m.enrollments, m.renewals, m.handshakeFailures, m.heartbeats, m.events,
+	reg.MustRegister(m.enrollments, m.renewals, m.handshakeFailures, m.heartbeats, m.events, m.streams,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leash_gateway_tunnels",
+			Help: "Runners with a tunnel open."}, func() float64 { return float64(s.tunnels.count()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leash_gateway_longpoll_waiters",
 			Help: "Runners' job long-polls waiting right now."}, func() float64 { return float64(s.polls.count()) }),
 		&storeCollector{s: s},

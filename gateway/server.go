@@ -24,15 +24,16 @@ import (
 
 // Server is one gateway replica.
 type Server struct {
-	cfg   Config
-	ca    *ca.Authority
-	st    store.Store
-	log   *slog.Logger
-	now   func() time.Time
-	reg   *prometheus.Registry
-	m     *metrics
-	conns *connTracker
-	polls *waiters
+	cfg     Config
+	ca      *ca.Authority
+	st      store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	reg     *prometheus.Registry
+	m       *metrics
+	conns   *connTracker
+	polls   *waiters
+	tunnels *tunnels
 
 	certs     *serverCerts // nil in plain mode without enrollment
 	clientCAs *x509.CertPool
@@ -78,6 +79,7 @@ func New(cfg Config, authority *ca.Authority, st store.Store, opts ...Option) (*
 	s.m = newMetrics(s.reg, s)
 	s.conns = newConnTracker(s.log, s.now)
 	s.polls = newWaiters()
+	s.tunnels = newTunnels(s.log)
 	if err := s.prepareCertificates(); err != nil {
 		return nil, err
 	}
@@ -239,6 +241,7 @@ func (s *Server) Run(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		s.tunnels.closeAll()
 		s.conns.closeAll()
 		s.log.Info("gateway stopped")
 		return errors.Join(errs...)

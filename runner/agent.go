@@ -46,6 +46,8 @@ type Agent struct {
 	idle      chan chan protocol.Job // idle workers offer their inbox
 	held      chan protocol.Job      // the reserved worker's inbox; pollJobs only
 	sessions  atomic.Int64           // sessions that registered, for tests and logs
+	tunnels   atomic.Int64           // tunnels opened, for tests and logs
+	rotation  rotationSignal
 }
 
 // Option configures an Agent.
@@ -95,6 +97,9 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 // runner that never lost a request has one.
 func (a *Agent) Sessions() int64 { return a.sessions.Load() }
 
+// Tunnels reports how many tunnels have been opened.
+func (a *Agent) Tunnels() int64 { return a.tunnels.Load() }
+
 // Certificate returns the certificate the runner presents, or nil in plain
 // mode.
 func (a *Agent) Certificate() *x509.Certificate {
@@ -125,6 +130,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return a.work(ctx) })
 	}
 	g.Go(func() error { return a.connect(ctx) })
+	g.Go(func() error { return a.runTunnel(ctx) })
 	return g.Wait()
 }
 
@@ -142,6 +148,7 @@ func (a *Agent) setup(ctx context.Context) error {
 			leashtls.WithOnReload(func(c *tls.Certificate) {
 				if a.source.Store(c) == nil {
 					a.transport.rotate()
+					a.rotation.rotated()
 				}
 			}))
 		if err != nil {

@@ -33,6 +33,10 @@ type Config struct {
 	// Commands are the only programs exec jobs may run, by name: argv
 	// lists, never shell lines.
 	Commands map[string][]string `yaml:"commands"`
+	// Services are the only TCP addresses the tunnel may reach, by name
+	// (e.g. db: 127.0.0.1:5432). The gateway asks for a name; the address
+	// never comes from it.
+	Services map[string]string `yaml:"services"`
 	// Bring-your-own certificates (FANGS style): no enrollment and no
 	// automatic rotation; the files are re-read when replaced.
 	TLSCA   string `yaml:"tls_ca"`
@@ -212,6 +216,14 @@ func (c Config) Validate() error {
 		}
 		if len(argv) == 0 || argv[0] == "" {
 			add("commands.%s: needs a program and its arguments as a list", name)
+		}
+	}
+	for name, addr := range c.Services {
+		if err := leashtls.ValidName(name); err != nil {
+			add("services.%s: %v", name, err)
+		}
+		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
+			add("services.%s: %q is not host:port", name, addr)
 		}
 	}
 	switch c.LogLevel {

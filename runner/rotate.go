@@ -130,6 +130,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	}
 	a.obtained = time.Now()
 	a.transport.rotate()
+	a.rotation.rotated()
 	a.log.Info("certificate renewed", "old_serial", old.SerialNumber.String(), "serial", chain[0].SerialNumber.String(),
 		"not_after", chain[0].NotAfter.UTC())
 	a.events.add(protocol.Event{Kind: protocol.EventRotation, Level: "info",

@@ -109,6 +109,9 @@ func (a *Agent) registration() protocol.RegisterRequest {
 	for name := range a.cfg.Commands {
 		caps = append(caps, protocol.JobExec+":"+name)
 	}
+	for name := range a.cfg.Services {
+		caps = append(caps, protocol.StreamTCP+":"+name)
+	}
 	slices.Sort(caps)
 	return protocol.RegisterRequest{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: a.version,
 		Labels: a.cfg.Labels, Capabilities: caps}

@@ -66,6 +66,12 @@ func (rt *rotatingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		rt.done(g)
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection (the tunnel) has left the pool; its body
+		// is the connection itself and must stay writable.
+		rt.done(g)
+		return resp, nil
+	}
 	// The request is in flight until its body is consumed or closed.
 	resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() { rt.done(g) }}
 	return resp, nil

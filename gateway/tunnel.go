@@ -1,0 +1,275 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/leashpki/leash/protocol"
+)
+
+// tunnels knows the live tunnel of every runner. A runner opens a new
+// tunnel after each certificate rotation; the newest takes new streams and
+// the previous one drains (the runner closes it when its streams are done,
+// or the gateway when its certificate expires).
+type tunnels struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	live map[string]*tunnel
+	all  map[*tunnel]struct{}
+}
+
+type tunnel struct {
+	runner string
+	serial string
+	sess   *yamux.Session
+	opened time.Time
+}
+
+func newTunnels(log *slog.Logger) *tunnels {
+	return &tunnels{log: log, live: map[string]*tunnel{}, all: map[*tunnel]struct{}{}}
+}
+
+func (ts *tunnels) add(t *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.live[t.runner] = t
+	ts.all[t] = struct{}{}
+}
+
+func (ts *tunnels) remove(t *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	delete(ts.all, t)
+	if ts.live[t.runner] == t {
+		delete(ts.live, t.runner)
+	}
+}
+
+func (ts *tunnels) get(runner string) *tunnel {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.live[runner]
+}
+
+func (ts *tunnels) count() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.live)
+}
+
+func (ts *tunnels) closeAll() {
+	ts.mu.Lock()
+	var all []*tunnel
+	for t := range ts.all {
+		all = append(all, t)
+	}
+	ts.mu.Unlock()
+	for _, t := range all {
+		_ = t.sess.Close()
+	}
+}
+
+// errNoTunnel means the runner has no tunnel open right now.
+var errNoTunnel = errors.New("runner has no tunnel open")
+
+// dial opens a stream to a service the runner declared. The runner checks
+// the name against its own configuration and refuses anything else.
+func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (net.Conn, error) {
+	t := ts.get(runner)
+	if t == nil {
+		return nil, errNoTunnel
+	}
+	stream, err := t.sess.OpenStream()
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", runner, err)
+	}
+	deadline := time.Now().Add(protocol.StreamHeaderTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = stream.SetDeadline(deadline)
+	req, _ := json.Marshal(protocol.StreamRequest{Kind: protocol.StreamTCP, Service: service, Client: client})
+	if _, err := stream.Write(append(req, '\n')); err != nil {
+		_ = stream.Close()
+		return nil, fmt.Errorf("stream to %s: %w", runner, err)
+	}
+	br := bufio.NewReaderSize(stream, 512)
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		_ = stream.Close()
+		return nil, fmt.Errorf("stream to %s: no answer: %w", runner, err)
+	}
+	var reply protocol.StreamReply
+	if err := json.Unmarshal(line, &reply); err != nil {
+		_ = stream.Close()
+		return nil, fmt.Errorf("stream to %s: bad answer: %w", runner, err)
+	}
+	if !reply.OK {
+		_ = stream.Close()
+		return nil, &refusedError{msg: reply.Error}
+	}
+	_ = stream.SetDeadline(time.Time{})
+	return &bufferedStream{Stream: stream, r: br}, nil
+}
+
+// refusedError is the runner refusing a stream (undeclared service, or
+// the service does not answer).
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return "runner refused: " + e.msg }
+
+// bufferedStream reads what dial's reader buffered first.
+type bufferedStream struct {
+	*yamux.Stream
+	r *bufio.Reader
+}
+
+func (b *bufferedStream) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// CloseWrite half-closes: yamux's Close sends FIN and keeps reading.
+func (b *bufferedStream) CloseWrite() error { return b.Stream.Close() }
+
+// tunnelHandler serves RouteTunnel: a runner upgrades its connection and
+// the gateway runs the yamux server side on it until it closes.
+func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller) error {
+	if !c.verified {
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "tunnels need mTLS: the tunnel's identity is its client certificate")
+	}
+	if err := checkUpgrade(r, protocol.TunnelProtocol); err != nil {
+		return err
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return fmt.Errorf("hijack tunnel connection: %w", err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if err := writeSwitching(rw, protocol.TunnelProtocol); err != nil {
+		_ = conn.Close()
+		return nil
+	}
+	sess, err := yamux.Server(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, tunnelConfig(s.log))
+	if err != nil {
+		_ = conn.Close()
+		return nil
+	}
+	t := &tunnel{runner: c.id.Name, serial: c.id.Serial, sess: sess, opened: s.now()}
+	s.tunnels.add(t)
+	s.audit(r.Context(), c.actor(), "tunnel.open", c.id.Name, "serial "+c.id.Serial)
+	s.log.Info("tunnel open", "runner", c.id.Name, "serial", c.id.Serial)
+	select {
+	case <-sess.CloseChan():
+	case <-s.stopping:
+		_ = sess.Close()
+	}
+	s.tunnels.remove(t)
+	s.conns.untrack(conn)
+	_ = conn.Close()
+	s.audit(context.WithoutCancel(r.Context()), "gateway", "tunnel.close", c.id.Name, "open for "+s.now().Sub(t.opened).Round(time.Second).String())
+	s.log.Info("tunnel closed", "runner", c.id.Name, "serial", c.id.Serial)
+	return nil
+}
+
+// connectHandler serves RouteConnect: an operator's connection becomes a
+// byte stream to one service of one runner (leash connect).
+func (s *Server) connectHandler(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := checkUpgrade(r, protocol.StreamProtocol); err != nil {
+		return err
+	}
+	runner, service := r.PathValue("id"), r.PathValue("name")
+	stream, err := s.tunnels.dial(r.Context(), runner, service, c.actor())
+	if err != nil {
+		s.m.streams.WithLabelValues("refused").Inc()
+		return streamError(runner, err)
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		_ = stream.Close()
+		return fmt.Errorf("hijack: %w", err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	s.m.streams.WithLabelValues("ok").Inc()
+	s.audit(r.Context(), c.actor(), "service.connect", runner, service)
+	if err := writeSwitching(rw, protocol.StreamProtocol); err == nil {
+		splice(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, conn, stream)
+	}
+	s.conns.untrack(conn)
+	_ = conn.Close()
+	_ = stream.Close()
+	return nil
+}
+
+func streamError(runner string, err error) error {
+	var refused *refusedError
+	switch {
+	case errors.Is(err, errNoTunnel):
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "runner %s has no tunnel open", runner)
+	case errors.As(err, &refused):
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "%v", err)
+	default:
+		return errorf(http.StatusBadGateway, protocol.CodeUnavailable, "%v", err)
+	}
+}
+
+func checkUpgrade(r *http.Request, proto string) error {
+	if r.Header.Get("Upgrade") != proto {
+		return errorf(http.StatusUpgradeRequired, protocol.CodeBadRequest, "this route needs Connection: Upgrade and Upgrade: %s", proto)
+	}
+	return nil
+}
+
+func writeSwitching(rw *bufio.ReadWriter, proto string) error {
+	if _, err := rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + proto + "\r\n\r\n"); err != nil {
+		return err
+	}
+	return rw.Flush()
+}
+
+type readWriteCloser struct {
+	io.Reader
+	io.Writer
+	io.Closer
+}
+
+// splice copies both ways, passing half-closes on, until both are done.
+func splice(a io.ReadWriter, aConn net.Conn, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = io.Copy(b, a)
+		closeWrite(b)
+	})
+	_, _ = io.Copy(a, b)
+	closeWrite(aConn)
+	wg.Wait()
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}
+
+// tunnelConfig is the gateway's yamux configuration (see protocol).
+func tunnelConfig(log *slog.Logger) *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.KeepAliveInterval = protocol.TunnelKeepAlive
+	cfg.ConnectionWriteTimeout = protocol.TunnelWriteTimeout
+	cfg.StreamCloseTimeout = 30 * time.Minute
+	cfg.MaxStreamWindowSize = 1 << 20
+	cfg.AcceptBacklog = 1024
+	cfg.LogOutput = nil
+	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	return cfg
+}

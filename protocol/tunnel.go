@@ -1,0 +1,59 @@
+package protocol
+
+import "time"
+
+// The tunnel. After registering, a runner that declares services opens
+// one long-lived connection to RouteTunnel with an HTTP Upgrade to
+// TunnelProtocol over its usual client transport (so it crosses HTTPS
+// proxies, and its mTLS identity is the connection's). Both ends then run
+// a yamux session on it: the runner is the yamux client, the gateway the
+// server, and the gateway opens one stream per proxied connection.
+//
+// Every stream starts with one JSON line from the gateway, a StreamRequest
+// naming a service the runner DECLARED by name; the runner answers with
+// one JSON line, a StreamReply, and then the stream carries raw bytes in
+// both directions, half-close included. The runner maps names to
+// addresses from its own configuration, so a gateway can never make it
+// reach anything else.
+const (
+	RouteTunnel    = "GET /v1/tunnel"                               // runner; Upgrade: TunnelProtocol
+	RouteConnect   = "GET /v1/runners/{id}/services/{name}/connect" // operator; Upgrade: StreamProtocol
+	TunnelProtocol = "leash-tunnel/1"
+	StreamProtocol = "leash-stream/1"
+)
+
+// Tunnel timing. Keepalives every 15 s keep a load balancer's 60 s idle
+// timeout from cutting the tunnel, and a peer that stops answering is
+// detected within two intervals.
+const (
+	TunnelKeepAlive     = 15 * time.Second
+	TunnelWriteTimeout  = 15 * time.Second
+	StreamHeaderTimeout = 10 * time.Second // the request/reply lines of a stream
+	MaxStreamHeader     = 4 << 10
+)
+
+// Stream kinds.
+const (
+	StreamTCP = "tcp" // a declared TCP service
+)
+
+// StreamRequest opens a stream.
+type StreamRequest struct {
+	Kind    string `json:"kind"`
+	Service string `json:"service"`           // the declared name, never an address
+	Client  string `json:"client,omitempty"`  // who asked, for the runner's log
+	Session string `json:"session,omitempty"` // operator session, when there is one
+}
+
+// StreamReply answers a StreamRequest. After OK the stream is raw bytes;
+// otherwise the runner closes it.
+type StreamReply struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Service is a TCP service a runner declares, as operators see it.
+type Service struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+}

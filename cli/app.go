@@ -50,6 +50,7 @@ func NewApp(env Env) *ucli.App {
 			r.loginCommand(),
 			r.runnerCommand(),
 			r.jobCommand(),
+			r.connectCommand(),
 			r.gatewayCommand(),
 			r.devCommand(),
 		},

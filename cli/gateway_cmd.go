@@ -40,6 +40,7 @@ type gatewayFile struct {
 	JobLease          time.Duration `yaml:"job_lease"`
 	LogLevel          string        `yaml:"log_level"`
 	AllowInsecure     bool          `yaml:"allow_insecure_remote"`
+	Expose            []string      `yaml:"expose"`
 }
 
 func (r *runtime) gatewayCommand() *ucli.Command {
@@ -89,6 +90,7 @@ func gatewayFlags() []ucli.Flag {
 		dur("offline-after", "a runner is offline after this long without a heartbeat (default 10s)"),
 		dur("job-lease", "how long a claimed job stays leased before it is queued again (default 2m)"),
 		str("log-level", "debug, info, warn or error (default info)"),
+		&ucli.StringSliceFlag{Name: "expose", Usage: "publish a runner's declared service on a gateway port: LISTEN=RUNNER/SERVICE (repeatable)", EnvVars: []string{"LEASH_EXPOSE"}},
 		&ucli.BoolFlag{Name: "allow-insecure-remote", Usage: "allow plain mode on a non-loopback address", EnvVars: env("allow-insecure-remote")},
 	}
 }
@@ -127,6 +129,17 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	if c.IsSet("hostname") {
 		f.Hostnames = c.StringSlice("hostname")
 	}
+	if c.IsSet("expose") {
+		f.Expose = c.StringSlice("expose")
+	}
+	var expose []gateway.Exposure
+	for _, x := range f.Expose {
+		e, err := gateway.ParseExposure(x)
+		if err != nil {
+			return gateway.Config{}, f, usageError{err}
+		}
+		expose = append(expose, e)
+	}
 	if c.IsSet("allow-insecure-remote") {
 		f.AllowInsecure = c.Bool("allow-insecure-remote")
 	}
@@ -141,7 +154,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
 		MetricsListen: f.MetricsListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
-		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure}
+		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose}
 	switch f.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:

@@ -40,6 +40,9 @@ type Config struct {
 	RevocationPoll    time.Duration // default 250ms
 	ReadHeaderTimeout time.Duration // default 5s (slowloris)
 
+	// Expose publishes runners' declared services on gateway ports.
+	Expose []Exposure
+
 	// AllowInsecureRemote permits plain mode on a non-loopback address.
 	// Without it such a configuration is refused: a plain gateway trusts
 	// whatever a caller claims.
@@ -142,6 +145,16 @@ func (c Config) Validate() error {
 	}
 	if c.RevocationPoll > time.Second {
 		add("revocation poll %s is longer than 1s: revoked peers must be cut off within a second", c.RevocationPoll)
+	}
+	seen := map[string]bool{}
+	for _, e := range c.Expose {
+		if err := e.validate(); err != nil {
+			add("%v", err)
+		}
+		if seen[e.Listen] {
+			add("expose: %s is used twice", e.Listen)
+		}
+		seen[e.Listen] = true
 	}
 	if c.EventsPerRunner < 0 {
 		add("events per runner must not be negative")

@@ -34,6 +34,7 @@ type Server struct {
 	conns   *connTracker
 	polls   *waiters
 	tunnels *tunnels
+	exposed []*exposed
 
 	certs     *serverCerts // nil in plain mode without enrollment
 	clientCAs *x509.CertPool
@@ -141,6 +142,10 @@ func (s *Server) bind() error {
 		s.closeListeners()
 		return fmt.Errorf("gateway listen: %w", err)
 	}
+	if s.exposed, err = bindExposures(s.cfg.Expose); err != nil {
+		s.closeListeners()
+		return err
+	}
 	return nil
 }
 
@@ -150,6 +155,18 @@ func (s *Server) closeListeners() {
 			_ = ln.Close()
 		}
 	}
+	for _, e := range s.exposed {
+		_ = e.ln.Close()
+	}
+}
+
+// ExposedAddrs are the addresses of the exposed services, in Config order.
+func (s *Server) ExposedAddrs() []net.Addr {
+	var out []net.Addr
+	for _, e := range s.exposed {
+		out = append(out, e.ln.Addr())
+	}
+	return out
 }
 
 // APIAddr is the API listener's address.
@@ -224,6 +241,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.logListening()
 	g.Go(func() error { return s.runJobSignals(gctx) })
+	for _, e := range s.exposed {
+		g.Go(func() error { return s.serveExposure(gctx, e) })
+	}
 	g.Go(func() error { return s.runOfflineDetector(gctx) })
 	g.Go(func() error { return s.conns.watchRevocations(gctx, s.st, s.cfg.RevocationPoll) })
 	g.Go(func() error { return s.runEventRetention(gctx) })

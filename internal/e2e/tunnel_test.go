@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway"
 	"github.com/leashpki/leash/internal/testharness"
 	"github.com/leashpki/leash/protocol"
 )
@@ -219,4 +220,52 @@ func TestTunnelRevocationAndRotation(t *testing.T) {
 	testharness.Eventually(t, 5*time.Second, "no tunnel left", func() bool {
 		return strings.Contains(scrape(t, op, gw), "leash_gateway_tunnels 0")
 	})
+}
+
+// TestExposedServicePort: a gateway port published with Expose carries
+// plain TCP clients to the runner's service; while the runner has no
+// tunnel the connection is closed at once.
+func TestExposedServicePort(t *testing.T) {
+	expose := freeAddr(t)
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.Expose = []gateway.Exposure{{Listen: expose, Runner: "db-host", Service: "db"}}
+	}})
+	gw := h.StartGateway(t)
+	addr := gw.Server.ExposedAddrs()[0].String()
+
+	// No runner yet: accepted, then closed without a byte.
+	if c, err := net.Dial("tcp", addr); err == nil {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _ := c.Read(make([]byte, 1))
+		_ = c.Close()
+		if n != 0 {
+			t.Fatal("bytes from an exposed port without a runner")
+		}
+	}
+	r := h.StartRunner(t, gw, "db-host", testharness.RunnerOptions{Services: map[string]string{"db": echoServer(t, "count")}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	payload := bytes.Repeat([]byte("x"), 3<<20)
+	go func() {
+		_, _ = c.Write(payload)
+		_ = c.(*net.TCPConn).CloseWrite()
+	}()
+	answer, err := io.ReadAll(c)
+	if want := fmt.Sprintf("%d %x\n", len(payload), sha256.Sum256(payload)); err != nil || string(answer) != want {
+		t.Fatalf("through the exposed port: %q %v; want %q", answer, err, want)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
 }

@@ -51,6 +51,7 @@ func NewApp(env Env) *ucli.App {
 			r.runnerCommand(),
 			r.jobCommand(),
 			r.connectCommand(),
+			r.domainCommand(),
 			r.gatewayCommand(),
 			r.devCommand(),
 		},

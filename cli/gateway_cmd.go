@@ -28,6 +28,8 @@ type gatewayFile struct {
 	Listen            string        `yaml:"listen"`
 	EnrollListen      string        `yaml:"enroll_listen"`
 	MetricsListen     string        `yaml:"metrics_listen"`
+	PublicListen      string        `yaml:"public_listen"`
+	PublicTLSListen   string        `yaml:"public_tls_listen"`
 	Mode              string        `yaml:"mode"`
 	TLSCert           string        `yaml:"tls_cert"`
 	TLSKey            string        `yaml:"tls_key"`
@@ -79,6 +81,8 @@ func gatewayFlags() []ucli.Flag {
 		str("listen", "API address (default "+gateway.DefaultListen+")"),
 		str("enroll-listen", "enrollment address, or off (default "+gateway.DefaultEnrollListen+")"),
 		str("metrics-listen", "separate mTLS /metrics address for Prometheus (optional)"),
+		str("public-listen", "HTTP address serving the HTTP domains (optional)"),
+		str("public-tls-listen", "HTTPS address serving the HTTP domains, certificates from the embedded CA (optional)"),
 		str("mode", "plain, https or mtls (default: derived from the certificate flags)"),
 		str("tls-cert", "server certificate chain PEM (default: issued by the embedded CA)"),
 		str("tls-key", "server key PEM"),
@@ -111,7 +115,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 		}
 	}
 	strs := map[string]*string{"id": &f.ID, "listen": &f.Listen, "enroll-listen": &f.EnrollListen,
-		"metrics-listen": &f.MetricsListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
+		"metrics-listen": &f.MetricsListen, "public-listen": &f.PublicListen, "public-tls-listen": &f.PublicTLSListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
 		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL,
 		"log-level": &f.LogLevel}
 	for name, dst := range strs {
@@ -152,7 +156,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 		mode = m
 	}
 	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
-		MetricsListen: f.MetricsListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
+		MetricsListen: f.MetricsListen, PublicListen: f.PublicListen, PublicTLSListen: f.PublicTLSListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
 		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose}
 	switch f.LogLevel {

@@ -36,6 +36,10 @@ func (s *Server) apiHandler() http.Handler {
 	s.handle(mux, protocol.RouteJobResult, runnerOnly, s.jobResult)
 	s.handle(mux, protocol.RouteTunnel, runnerOnly, s.tunnelHandler)
 	s.handle(mux, protocol.RouteConnect, operatorOnly, s.connectHandler)
+	s.handle(mux, protocol.RouteDomains, operatorOnly, s.listDomains)
+	s.handle(mux, protocol.RouteDomain, operatorOnly, s.getDomain)
+	s.handle(mux, protocol.RouteDomainPut, operatorOnly, s.putDomainHandler)
+	s.handle(mux, protocol.RouteDomainDelete, operatorOnly, s.deleteDomain)
 	s.handle(mux, protocol.RouteRenew, []leashtls.Role{leashtls.RoleRunner, leashtls.RoleOperator,
 		leashtls.RolePrometheus, leashtls.RoleUIProxy}, s.renew)
 	s.handle(mux, protocol.RouteRunners, operatorOnly, s.listRunners)

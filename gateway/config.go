@@ -19,6 +19,11 @@ type Config struct {
 	Listen        string // API listener; default ":8443"
 	EnrollListen  string // enrollment listener; default ":8444"; "off" disables it
 	MetricsListen string // optional separate metrics listener (mTLS, MetricsClientCA)
+	// PublicListen and PublicTLSListen serve the HTTP domains (plain HTTP
+	// and HTTPS with SNI); empty: off. HTTPS certificates for the domains
+	// are issued on demand by the embedded CA, for served domains only.
+	PublicListen    string
+	PublicTLSListen string
 
 	// Mode is plain, https or mtls. Empty derives it as FANGS does: no
 	// certificate → plain; TLSCert+TLSKey → https; plus TLSClientCA → mtls.
@@ -116,7 +121,8 @@ func (c Config) Validate() error {
 	if c.TLSClientCA != "" && c.Mode != leashtls.ModeMTLS {
 		add("a tls client CA is set but the mode is %s: client authentication would be silently off; use mode mtls", c.Mode)
 	}
-	for name, addr := range map[string]string{"listen": c.Listen, "enroll listen": c.EnrollListen, "metrics listen": c.MetricsListen} {
+	for name, addr := range map[string]string{"listen": c.Listen, "enroll listen": c.EnrollListen, "metrics listen": c.MetricsListen,
+		"public listen": c.PublicListen, "public tls listen": c.PublicTLSListen} {
 		if addr == "" || addr == EnrollOff && name == "enroll listen" {
 			continue
 		}

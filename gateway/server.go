@@ -40,6 +40,9 @@ type Server struct {
 	clientCAs *x509.CertPool
 
 	apiLn, enrollLn, metricsLn net.Listener
+	publicLn, publicTLSLn      net.Listener
+	domains                    *domains
+	publicCerts                *serverCerts
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once
 }
@@ -81,6 +84,7 @@ func New(cfg Config, authority *ca.Authority, st store.Store, opts ...Option) (*
 	s.conns = newConnTracker(s.log, s.now)
 	s.polls = newWaiters()
 	s.tunnels = newTunnels(s.log)
+	s.domains = newDomains(s)
 	if err := s.prepareCertificates(); err != nil {
 		return nil, err
 	}
@@ -138,6 +142,8 @@ func (s *Server) bind() error {
 	listen(&s.apiLn, s.cfg.Listen)
 	listen(&s.enrollLn, s.cfg.EnrollListen)
 	listen(&s.metricsLn, s.cfg.MetricsListen)
+	listen(&s.publicLn, s.cfg.PublicListen)
+	listen(&s.publicTLSLn, s.cfg.PublicTLSListen)
 	if err != nil {
 		s.closeListeners()
 		return fmt.Errorf("gateway listen: %w", err)
@@ -150,7 +156,7 @@ func (s *Server) bind() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range []net.Listener{s.apiLn, s.enrollLn, s.metricsLn} {
+	for _, ln := range []net.Listener{s.apiLn, s.enrollLn, s.metricsLn, s.publicLn, s.publicTLSLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -178,6 +184,20 @@ func (s *Server) EnrollAddr() net.Addr {
 		return nil
 	}
 	return s.enrollLn.Addr()
+}
+
+// PublicAddr and PublicTLSAddr are the public (HTTP domain) listeners'
+// addresses, or nil.
+func (s *Server) PublicAddr() net.Addr { return addrOf(s.publicLn) }
+
+// PublicTLSAddr is the public HTTPS listener's address, or nil.
+func (s *Server) PublicTLSAddr() net.Addr { return addrOf(s.publicTLSLn) }
+
+func addrOf(ln net.Listener) net.Addr {
+	if ln == nil {
+		return nil
+	}
+	return ln.Addr()
 }
 
 // MetricsAddr is the separate metrics listener's address, or nil.
@@ -223,6 +243,24 @@ func (s *Server) Run(ctx context.Context) error {
 		s.closeListeners()
 		return err
 	}
+	if err := s.domains.reload(ctx); err != nil {
+		s.closeListeners()
+		return fmt.Errorf("read domains: %w", err)
+	}
+	if s.publicLn != nil {
+		servers = append(servers, s.publicServer(nil))
+		lns = append(lns, s.publicLn)
+	}
+	if s.publicTLSLn != nil {
+		pc, err := s.onDemandCerts()
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.publicCerts = pc
+		servers = append(servers, s.publicServer(pc))
+		lns = append(lns, s.publicTLSLn)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, srv := range servers {
 		ln := lns[i]
@@ -241,6 +279,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.logListening()
 	g.Go(func() error { return s.runJobSignals(gctx) })
+	g.Go(func() error { return s.domains.runRefresh(gctx) })
+	if s.publicCerts != nil {
+		g.Go(func() error { return s.publicCerts.run(gctx) })
+	}
 	for _, e := range s.exposed {
 		g.Go(func() error { return s.serveExposure(gctx, e) })
 	}
@@ -341,4 +383,15 @@ func (s *Server) metricsServer() (*http.Server, error) {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	return &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout: 30 * time.Second, ErrorLog: log.New(&handshakeLog{s: s}, "", 0)}, nil
+}
+
+// publicServer serves the HTTP domains; certs nil means plain HTTP.
+func (s *Server) publicServer(certs *serverCerts) *http.Server {
+	srv := &http.Server{Handler: s.domains, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.New(&handshakeLog{s: s, quiet: true}, "", 0)}
+	if certs != nil {
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}}
+	}
+	return srv
 }

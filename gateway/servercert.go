@@ -130,3 +130,27 @@ type fakeLocalConn struct {
 }
 
 func (c fakeLocalConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: c.ip, Port: 443} }
+
+// onDemandCerts issues certificates for the HTTP domains at their first
+// TLS handshake, from the embedded CA, for served domains only, kept in
+// the store like the gateway's own.
+func (s *Server) onDemandCerts() (*serverCerts, error) {
+	zl := zapToSlog(s.log.With("component", "certmagic-public"))
+	var cfg *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zl,
+	})
+	cfg = certmagic.New(cache, certmagic.Config{
+		Storage: newBlobStorage(s.st, s.cfg.ID, s.now),
+		Issuers: []certmagic.Issuer{&caIssuer{ca: s.ca, log: s.log}},
+		Logger:  zl,
+		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: func(_ context.Context, name string) error {
+			if !s.domains.has(name) {
+				return fmt.Errorf("%q is not a served domain", name)
+			}
+			return nil
+		}},
+	})
+	return &serverCerts{get: cfg.GetCertificate, cache: cache}, nil
+}

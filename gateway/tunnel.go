@@ -86,6 +86,11 @@ var errNoTunnel = errors.New("runner has no tunnel open")
 // dial opens a stream to a service the runner declared. The runner checks
 // the name against its own configuration and refuses anything else.
 func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (net.Conn, error) {
+	return ts.dialKind(ctx, runner, protocol.StreamTCP, service, client)
+}
+
+// dialKind opens a stream of kind (tcp, http) to a declared name.
+func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client string) (net.Conn, error) {
 	t := ts.get(runner)
 	if t == nil {
 		return nil, errNoTunnel
@@ -99,7 +104,7 @@ func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (ne
 		deadline = d
 	}
 	_ = stream.SetDeadline(deadline)
-	req, _ := json.Marshal(protocol.StreamRequest{Kind: protocol.StreamTCP, Service: service, Client: client})
+	req, _ := json.Marshal(protocol.StreamRequest{Kind: kind, Service: service, Client: client})
 	if _, err := stream.Write(append(req, '\n')); err != nil {
 		_ = stream.Close()
 		return nil, fmt.Errorf("stream to %s: %w", runner, err)

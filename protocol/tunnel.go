@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The tunnel. After registering, a runner that declares services opens
 // one long-lived connection to RouteTunnel with an HTTP Upgrade to
@@ -34,7 +37,8 @@ const (
 
 // Stream kinds.
 const (
-	StreamTCP = "tcp" // a declared TCP service
+	StreamTCP  = "tcp"  // a declared TCP service
+	StreamHTTP = "http" // a declared HTTP domain: the stream carries HTTP/1.1
 )
 
 // StreamRequest opens a stream.
@@ -56,4 +60,28 @@ type StreamReply struct {
 type Service struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
+}
+
+// HTTP domains: the gateway's public listeners route a request by its Host
+// to the one runner that serves the domain, through the runner's tunnel
+// (StreamHTTP), behind the domain's client policy.
+const (
+	RouteDomains      = "GET /v1/domains"           // operator
+	RouteDomain       = "GET /v1/domains/{name}"    // operator
+	RouteDomainPut    = "PUT /v1/domains/{name}"    // operator; Domain → Domain
+	RouteDomainDelete = "DELETE /v1/domains/{name}" // operator
+)
+
+// Domain is an HTTP domain as operators manage it. Policy is the client
+// policy (see gateway/domain.Policy: allow_cidrs, time_ranges, credentials,
+// trusted_forwarders, max_concurrent, max_body_bytes, timeouts, stealth).
+type Domain struct {
+	Name   string          `json:"name"`
+	Runner string          `json:"runner"`
+	Policy json.RawMessage `json:"policy,omitempty"`
+}
+
+// DomainList is the body of RouteDomains.
+type DomainList struct {
+	Domains []Domain `json:"domains"`
 }

@@ -48,6 +48,7 @@ type Agent struct {
 	sessions  atomic.Int64           // sessions that registered, for tests and logs
 	tunnels   atomic.Int64           // tunnels opened, for tests and logs
 	rotation  rotationSignal
+	domains   map[string]*domainRouter
 }
 
 // Option configures an Agent.
@@ -89,6 +90,14 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		rotateReq: make(chan chan error), idle: make(chan chan protocol.Job)}
 	for _, o := range opts {
 		o(a)
+	}
+	a.domains = map[string]*domainRouter{}
+	for name, routes := range cfg.Domains {
+		d, err := compileDomain(name, routes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		a.domains[name] = d
 	}
 	return a, nil
 }

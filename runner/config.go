@@ -37,6 +37,9 @@ type Config struct {
 	// (e.g. db: 127.0.0.1:5432). The gateway asks for a name; the address
 	// never comes from it.
 	Services map[string]string `yaml:"services"`
+	// Domains are the HTTP domains this runner serves through the gateway,
+	// each an ordered list of routes to local applications.
+	Domains map[string][]Route `yaml:"domains"`
 	// Bring-your-own certificates (FANGS style): no enrollment and no
 	// automatic rotation; the files are re-read when replaced.
 	TLSCA   string `yaml:"tls_ca"`
@@ -226,6 +229,19 @@ func (c Config) Validate() error {
 			add("services.%s: %q is not host:port", name, addr)
 		}
 	}
+	for name, routes := range c.Domains {
+		if err := validDomainName(name); err != nil {
+			add("domains.%s: %v", name, err)
+		}
+		if len(routes) == 0 {
+			add("domains.%s: needs at least one route", name)
+		}
+		for i, r := range routes {
+			if err := r.validate(); err != nil {
+				add("domains.%s[%d]: %v", name, i, err)
+			}
+		}
+	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -246,4 +262,23 @@ func loopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validDomainName accepts lower-case DNS names (a leading "*." for a
+// wildcard is not supported: each domain is served by name).
+func validDomainName(name string) error {
+	if name == "" || len(name) > 253 || strings.ToLower(name) != name {
+		return errors.New("want a lower-case DNS name")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("label %q is not a DNS label", label)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("label %q is not a DNS label", label)
+			}
+		}
+	}
+	return nil
 }

@@ -112,6 +112,9 @@ func (a *Agent) registration() protocol.RegisterRequest {
 	for name := range a.cfg.Services {
 		caps = append(caps, protocol.StreamTCP+":"+name)
 	}
+	for name := range a.cfg.Domains {
+		caps = append(caps, protocol.StreamHTTP+":"+name)
+	}
 	slices.Sort(caps)
 	return protocol.RegisterRequest{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: a.version,
 		Labels: a.cfg.Labels, Capabilities: caps}

@@ -24,7 +24,7 @@ import (
 // when its certificate expires; streams on the old tunnel finish there),
 // and reopened with the reconnect backoff when it breaks.
 func (a *Agent) runTunnel(ctx context.Context) error {
-	if len(a.cfg.Services) == 0 {
+	if len(a.cfg.Services) == 0 && len(a.cfg.Domains) == 0 {
 		return nil
 	}
 	bo := backoff{Min: a.reconnect.Min, Max: a.reconnect.Max}
@@ -202,6 +202,14 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		refuse(stream, "malformed stream request")
 		return
 	}
+	if router, ok := a.domains[req.Service]; ok && req.Kind == protocol.StreamHTTP {
+		if err := writeJSONLine(stream, protocol.StreamReply{OK: true}); err != nil {
+			return
+		}
+		_ = stream.SetDeadline(time.Time{})
+		serveHTTPStream(&streamConn{Stream: stream, r: br}, router)
+		return
+	}
 	addr, ok := a.cfg.Services[req.Service]
 	if req.Kind != protocol.StreamTCP || !ok {
 		// Not declared here: the gateway cannot make the runner reach it.
@@ -295,3 +303,14 @@ func (r *rotationSignal) rotated() {
 	}
 	r.ch = make(chan struct{})
 }
+
+// streamConn reads what the request reader buffered first.
+type streamConn struct {
+	*yamux.Stream
+	r *bufio.Reader
+}
+
+func (c *streamConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite half-closes (yamux's Close sends FIN and keeps reading).
+func (c *streamConn) CloseWrite() error { return c.Stream.Close() }

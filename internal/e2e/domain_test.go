@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway"
+	"github.com/leashpki/leash/internal/testharness"
+	"github.com/leashpki/leash/protocol"
+	"github.com/leashpki/leash/runner"
+)
+
+// app is the web application on the runner's host.
+func app(t *testing.T, sseStep chan struct{}) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body) // HTTP/1 handlers read the body before answering
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Seen-Host", r.Host)
+		w.Header().Set("X-Seen-For", r.Header.Get("X-Forwarded-For"))
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("GET /big", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.Copy(w, io.LimitReader(rand.NewChaCha8([32]byte{7}), 5<<20))
+	})
+	mux.HandleFunc("GET /sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: event %d\n\n", i)
+			http.NewResponseController(w).Flush()
+			select {
+			case <-sseStep: // the test read this event before the next is sent
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "api route, host %s", r.Host)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestHTTPDomain: a web app on the runner's host served through the
+// gateway's public listener: large bodies both ways, chunked uploads, SSE
+// delivered event by event, WebSocket echo, runner-side routes, client
+// policy refusals, and a policy change that leaves a live WebSocket open.
+func TestHTTPDomain(t *testing.T) {
+	sseStep := make(chan struct{})
+	backend := app(t, sseStep)
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.PublicListen = "127.0.0.1:0"
+		c.PublicTLSListen = "127.0.0.1:0"
+	}})
+	gw := h.StartGateway(t)
+	r := h.StartRunner(t, gw, "web-1", testharness.RunnerOptions{Domains: map[string][]runner.Route{
+		"app.test": {{Target: backend.URL, Path: "^/api/", Host: "internal.app"}, {Target: backend.URL}},
+	}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	op := h.Client(t, ca.ProfileOperator, "alice")
+	setDomain := func(policy string) {
+		t.Helper()
+		body := `{"runner":"web-1","policy":` + policy + `}`
+		if status, answer, err := op.Raw(http.MethodPut, gw.APIURL+"/v1/domains/app.test", "application/json", body); err != nil || status != http.StatusOK {
+			t.Fatalf("set domain: %d %s %v", status, answer, err)
+		}
+	}
+	setDomain(`{"max_body_bytes": 16777216}`)
+
+	public := gw.Server.PublicAddr().String()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", public)
+	}}}
+	t.Cleanup(client.CloseIdleConnections)
+	url := "http://app.test"
+
+	t.Run("large download", func(t *testing.T) {
+		resp, err := client.Get(url + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		got := sha256.New()
+		n, _ := io.Copy(got, resp.Body)
+		want := sha256.New()
+		_, _ = io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{7}), 5<<20))
+		if n != 5<<20 || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+			t.Fatalf("downloaded %d bytes, digest equal %v", n, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+		}
+	})
+	t.Run("chunked upload echo", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("0123456789abcdef"), 512<<10) // 8 MiB
+		pr, pw := io.Pipe()
+		go func() {
+			for chunk := range slices.Chunk(payload, 100_000) {
+				_, _ = pw.Write(chunk)
+			}
+			_ = pw.Close()
+		}()
+		resp, err := client.Post(url+"/echo", "application/octet-stream", pr) // no length: chunked
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		back, _ := io.ReadAll(resp.Body)
+		if !bytes.Equal(back, payload) || resp.Header.Get("X-Seen-Host") != "app.test" || resp.Header.Get("X-Seen-For") != "127.0.0.1" {
+			t.Fatalf("echo: %d bytes, host %q, for %q", len(back), resp.Header.Get("X-Seen-Host"), resp.Header.Get("X-Seen-For"))
+		}
+	})
+	t.Run("runner-side route with host override", func(t *testing.T) {
+		resp, err := client.Get(url + "/api/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(b) != "api route, host internal.app" {
+			t.Fatalf("api route: %q", b)
+		}
+	})
+	t.Run("server-sent events arrive one by one", func(t *testing.T) {
+		resp, err := client.Get(url + "/sse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		br := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			line, err := br.ReadString('\n')
+			if err != nil || line != fmt.Sprintf("data: event %d\n", i) {
+				t.Fatalf("event %d: %q %v", i, line, err)
+			}
+			_, _ = br.ReadString('\n')
+			sseStep <- struct{}{} // the app sends the next only now: nothing was buffered
+		}
+	})
+
+	// A WebSocket stays open across a policy change that would refuse it
+	// if it started now.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://app.test/ws", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatalf("websocket through the domain: %v", err)
+	}
+	defer ws.CloseNow()
+	echo := func(msg string) {
+		t.Helper()
+		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := ws.Read(ctx); err != nil || string(got) != msg {
+			t.Fatalf("websocket echo %q: %q %v", msg, got, err)
+		}
+	}
+	echo("before")
+	setDomain(`{"credentials":[{"user":"ann","hash":"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"}],"max_body_bytes":1024}`)
+	testharness.Eventually(t, 5*time.Second, "new policy in force", func() bool {
+		resp, err := client.Get(url + "/api/x")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+	echo("after the policy change")
+
+	// Policy refusals, and stealth.
+	req, _ := http.NewRequest(http.MethodPost, url+"/echo", strings.NewReader(strings.Repeat("x", 2048)))
+	req.SetBasicAuth("ann", "Hello world!")
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %v %v", err, resp)
+	} else {
+		_ = resp.Body.Close()
+	}
+	setDomain(`{"allow_cidrs":["10.0.0.0/8"],"stealth":true}`)
+	testharness.Eventually(t, 5*time.Second, "stealth refusal", func() bool {
+		resp, err := client.Get(url + "/api/x")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
+	resp, err := client.Get("http://unknown.test/")
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown host: %v %v", err, resp)
+	}
+	_ = resp.Body.Close()
+
+	// HTTPS: a certificate for the served domain from the embedded CA,
+	// issued at the first handshake; none for anything else.
+	roots := x509.NewCertPool()
+	roots.AddCert(h.CA.Root())
+	conn, err := tls.Dial("tcp", gw.Server.PublicTLSAddr().String(), &tls.Config{ServerName: "app.test", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("https for app.test: %v", err)
+	}
+	_ = conn.Close()
+	if c, err := tls.Dial("tcp", gw.Server.PublicTLSAddr().String(), &tls.Config{ServerName: "other.test", RootCAs: roots}); err == nil {
+		_ = c.Close()
+		t.Fatal("a certificate was issued for a domain that is not served")
+	}
+
+	var list protocol.DomainList
+	if status := op.Do(t, http.MethodGet, gw.APIURL+"/v1/domains", nil, &list); status != http.StatusOK || len(list.Domains) != 1 {
+		t.Fatalf("domain list: %d %+v", status, list)
+	}
+	var pol map[string]any
+	_ = json.Unmarshal(list.Domains[0].Policy, &pol)
+	if pol["stealth"] != true {
+		t.Errorf("listed policy %v", pol)
+	}
+}

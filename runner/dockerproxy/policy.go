@@ -170,7 +170,7 @@ func canonicalPath(r *http.Request) (version string, segs []string, rf *refusal)
 	for _, raw := range []string{target, r.URL.EscapedPath()} {
 		lower := strings.ToLower(raw)
 		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
-			return "", nil, refuse("encoded slashes are not allowed in the path")
+			return "", nil, refuse("encoded slashes and backslashes (%%2F, %%5C) are not allowed in the path")
 		}
 	}
 	p := r.URL.Path

@@ -31,7 +31,13 @@ type Option func(*Proxy)
 
 // WithLogger sets the logger refusals and engine errors are logged to
 // (default: none).
-func WithLogger(l *slog.Logger) Option { return func(p *Proxy) { p.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(p *Proxy) {
+		if l != nil {
+			p.log = l
+		}
+	}
+}
 
 // New returns a Proxy for cfg. It reports every problem with cfg at once,
 // wrapped in ErrConfig; an AllowedWrites entry that is not a safe write

@@ -42,6 +42,7 @@ type Server struct {
 	apiLn, enrollLn, metricsLn net.Listener
 	publicLn, publicTLSLn      net.Listener
 	domains                    *domains
+	sessions                   *sessions
 	publicCerts                *serverCerts
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once
@@ -85,6 +86,7 @@ func New(cfg Config, authority *ca.Authority, st store.Store, opts ...Option) (*
 	s.polls = newWaiters()
 	s.tunnels = newTunnels(s.log)
 	s.domains = newDomains(s)
+	s.sessions = newSessions(s)
 	if err := s.prepareCertificates(); err != nil {
 		return nil, err
 	}
@@ -280,6 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logListening()
 	g.Go(func() error { return s.runJobSignals(gctx) })
 	g.Go(func() error { return s.domains.runRefresh(gctx) })
+	g.Go(func() error { return s.sessions.runIdle(gctx) })
 	if s.publicCerts != nil {
 		g.Go(func() error { return s.publicCerts.run(gctx) })
 	}

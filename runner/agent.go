@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,9 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	if cfg.JobTimeout == 0 {
 		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.SessionPorts == nil {
+		cfg.SessionPorts = protocol.DefaultSessionPorts(runtime.GOOS)
 	}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), version: "dev", now: time.Now,
 		reconnect:  backoff{Min: time.Second, Max: 30 * time.Second},

@@ -40,6 +40,11 @@ type Config struct {
 	// Domains are the HTTP domains this runner serves through the gateway,
 	// each an ordered list of routes to local applications.
 	Domains map[string][]Route `yaml:"domains"`
+	// SessionPorts are the ports on this host (127.0.0.1 only) that
+	// operator sessions may reach. Unset: the defaults for the OS (Linux
+	// and macOS 22 and 5900; Windows 3389, 5985, 5986 and 5900); an empty
+	// list: none.
+	SessionPorts []int `yaml:"session_ports"`
 	// Bring-your-own certificates (FANGS style): no enrollment and no
 	// automatic rotation; the files are re-read when replaced.
 	TLSCA   string `yaml:"tls_ca"`
@@ -227,6 +232,11 @@ func (c Config) Validate() error {
 		}
 		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
 			add("services.%s: %q is not host:port", name, addr)
+		}
+	}
+	for _, p := range c.SessionPorts {
+		if p < 1 || p > 65535 {
+			add("session_ports: %d is not a TCP port", p)
 		}
 	}
 	for name, routes := range c.Domains {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -114,6 +115,9 @@ func (a *Agent) registration() protocol.RegisterRequest {
 	}
 	for name := range a.cfg.Domains {
 		caps = append(caps, protocol.StreamHTTP+":"+name)
+	}
+	for _, p := range a.cfg.SessionPorts {
+		caps = append(caps, protocol.StreamPort+":"+strconv.Itoa(p))
 	}
 	slices.Sort(caps)
 	return protocol.RegisterRequest{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: a.version,

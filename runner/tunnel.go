@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,7 +26,7 @@ import (
 // when its certificate expires; streams on the old tunnel finish there),
 // and reopened with the reconnect backoff when it breaks.
 func (a *Agent) runTunnel(ctx context.Context) error {
-	if len(a.cfg.Services) == 0 && len(a.cfg.Domains) == 0 {
+	if len(a.cfg.Services) == 0 && len(a.cfg.Domains) == 0 && len(a.cfg.SessionPorts) == 0 {
 		return nil
 	}
 	bo := backoff{Min: a.reconnect.Min, Max: a.reconnect.Max}
@@ -211,7 +213,15 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		return
 	}
 	addr, ok := a.cfg.Services[req.Service]
-	if req.Kind != protocol.StreamTCP || !ok {
+	if req.Kind == protocol.StreamPort {
+		// Operator sessions reach this host only, on allowed ports only.
+		port, err := strconv.Atoi(req.Service)
+		ok = err == nil && slices.Contains(a.cfg.SessionPorts, port)
+		addr = net.JoinHostPort("127.0.0.1", req.Service)
+	} else if req.Kind != protocol.StreamTCP {
+		ok = false
+	}
+	if !ok {
 		// Not declared here: the gateway cannot make the runner reach it.
 		a.log.Warn("refused a tunnel stream to an undeclared service", "kind", req.Kind, "service", req.Service, "client", req.Client)
 		a.events.add(protocol.Event{Kind: protocol.EventLog, Level: "warn",

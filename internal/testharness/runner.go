@@ -34,6 +34,7 @@ type RunnerOptions struct {
 	Commands               map[string][]string
 	Services               map[string]string // declared TCP services, name → host:port
 	Domains                map[string][]runner.Route
+	SessionPorts           []int
 	Labels                 map[string]string
 	Options                []runner.Option
 }
@@ -50,7 +51,7 @@ func (h *Harness) StartRunner(t testing.TB, g *Gateway, name string, o ...Runner
 		opt.StateDir = filepath.Join(t.TempDir(), name)
 	}
 	cfg := runner.Config{Name: name, Gateway: g.APIURL, EnrollURL: g.EnrollURL, StateDir: opt.StateDir,
-		Commands: opt.Commands, Services: opt.Services, Domains: opt.Domains, Labels: opt.Labels, JobTimeout: time.Minute}
+		Commands: opt.Commands, Services: opt.Services, Domains: opt.Domains, SessionPorts: opt.SessionPorts, Labels: opt.Labels, JobTimeout: time.Minute}
 	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = opt.TLSCA, opt.TLSCert, opt.TLSKey
 	switch {
 	case opt.TLSCert != "":

@@ -52,6 +52,7 @@ func NewApp(env Env) *ucli.App {
 			r.jobCommand(),
 			r.connectCommand(),
 			r.domainCommand(),
+			r.dockerCommand(),
 			r.gatewayCommand(),
 			r.devCommand(),
 		},

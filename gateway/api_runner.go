@@ -41,6 +41,8 @@ func (s *Server) apiHandler() http.Handler {
 	s.handle(mux, protocol.RouteSessionDisconnect, operatorOnly, s.sessionDisconnect)
 	s.handle(mux, protocol.RouteSessionPort, operatorOnly, s.sessionPort)
 	s.handle(mux, protocol.RouteSessionPorts, operatorOnly, s.setSessionPorts)
+	s.handle(mux, protocol.RouteDocker, operatorOnly, s.dockerAPI)
+	s.handle(mux, protocol.RouteContainers, operatorOnly, s.containers)
 	s.handle(mux, protocol.RouteDomains, operatorOnly, s.listDomains)
 	s.handle(mux, protocol.RouteDomain, operatorOnly, s.getDomain)
 	s.handle(mux, protocol.RouteDomainPut, operatorOnly, s.putDomainHandler)

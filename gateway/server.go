@@ -43,6 +43,7 @@ type Server struct {
 	publicLn, publicTLSLn      net.Listener
 	domains                    *domains
 	sessions                   *sessions
+	docker                     *dockerProxies
 	publicCerts                *serverCerts
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once
@@ -87,6 +88,7 @@ func New(cfg Config, authority *ca.Authority, st store.Store, opts ...Option) (*
 	s.tunnels = newTunnels(s.log)
 	s.domains = newDomains(s)
 	s.sessions = newSessions(s)
+	s.docker = newDockerProxies(s)
 	if err := s.prepareCertificates(); err != nil {
 		return nil, err
 	}
@@ -307,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 		s.tunnels.closeAll()
+		s.docker.closeAll()
 		s.conns.closeAll()
 		s.log.Info("gateway stopped")
 		return errors.Join(errs...)

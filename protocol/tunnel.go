@@ -39,6 +39,8 @@ const (
 const (
 	StreamTCP  = "tcp"  // a declared TCP service
 	StreamHTTP = "http" // a declared HTTP domain: the stream carries HTTP/1.1
+	// StreamDocker carries HTTP/1.1 to the runner's filtered Docker API.
+	StreamDocker = "docker"
 )
 
 // StreamRequest opens a stream.
@@ -84,4 +86,28 @@ type Domain struct {
 // DomainList is the body of RouteDomains.
 type DomainList struct {
 	Domains []Domain `json:"domains"`
+}
+
+// Docker: the runner's filtered Docker Engine API, for the docker CLI
+// (through 'leash docker', which adds the prefix and the operator
+// certificate), and the containers it runs.
+const (
+	RouteDocker     = "/v1/runners/{id}/docker/{path...}" // operator; any method the runner's filter allows
+	RouteContainers = "GET /v1/runners/{id}/containers"   // operator; ContainerList
+)
+
+// Container is one container a runner's Docker Engine runs.
+type Container struct {
+	ID     string            `json:"id"`
+	Names  []string          `json:"names"`
+	Image  string            `json:"image"`
+	State  string            `json:"state"`
+	Status string            `json:"status"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// ContainerList is the body of RouteContainers.
+type ContainerList struct {
+	Runner     string      `json:"runner"`
+	Containers []Container `json:"containers"`
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/leashpki/leash/internal/enroll"
 	"github.com/leashpki/leash/protocol"
+	"github.com/leashpki/leash/runner/dockerproxy"
 	leashtls "github.com/leashpki/leash/tls"
 )
 
@@ -50,6 +51,7 @@ type Agent struct {
 	tunnels   atomic.Int64           // tunnels opened, for tests and logs
 	rotation  rotationSignal
 	domains   map[string]*domainRouter
+	docker    *dockerproxy.Proxy // nil unless the config offers Docker
 }
 
 // Option configures an Agent.
@@ -94,6 +96,13 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		rotateReq: make(chan chan error), idle: make(chan chan protocol.Job)}
 	for _, o := range opts {
 		o(a)
+	}
+	if cfg.Docker != nil {
+		p, err := dockerproxy.New(*cfg.Docker, dockerproxy.WithLogger(a.log.With("component", "docker")))
+		if err != nil {
+			return nil, fmt.Errorf("%w: docker: %w", ErrConfig, err)
+		}
+		a.docker = p
 	}
 	a.domains = map[string]*domainRouter{}
 	for name, routes := range cfg.Domains {

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leashpki/leash/protocol"
+	"github.com/leashpki/leash/runner/dockerproxy"
 	leashtls "github.com/leashpki/leash/tls"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// and macOS 22 and 5900; Windows 3389, 5985, 5986 and 5900); an empty
 	// list: none.
 	SessionPorts []int `yaml:"session_ports"`
+	// Docker, when set, offers this host's Docker Engine through the
+	// tunnel, read-only and filtered by the runner (see dockerproxy).
+	Docker *dockerproxy.Config `yaml:"docker"`
 	// Bring-your-own certificates (FANGS style): no enrollment and no
 	// automatic rotation; the files are re-read when replaced.
 	TLSCA   string `yaml:"tls_ca"`

@@ -116,6 +116,9 @@ func (a *Agent) registration() protocol.RegisterRequest {
 	for name := range a.cfg.Domains {
 		caps = append(caps, protocol.StreamHTTP+":"+name)
 	}
+	if a.docker != nil {
+		caps = append(caps, protocol.StreamDocker)
+	}
 	for _, p := range a.cfg.SessionPorts {
 		caps = append(caps, protocol.StreamPort+":"+strconv.Itoa(p))
 	}

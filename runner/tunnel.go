@@ -26,7 +26,7 @@ import (
 // when its certificate expires; streams on the old tunnel finish there),
 // and reopened with the reconnect backoff when it breaks.
 func (a *Agent) runTunnel(ctx context.Context) error {
-	if len(a.cfg.Services) == 0 && len(a.cfg.Domains) == 0 && len(a.cfg.SessionPorts) == 0 {
+	if len(a.cfg.Services) == 0 && len(a.cfg.Domains) == 0 && len(a.cfg.SessionPorts) == 0 && a.docker == nil {
 		return nil
 	}
 	bo := backoff{Min: a.reconnect.Min, Max: a.reconnect.Max}
@@ -202,6 +202,15 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 	var req protocol.StreamRequest
 	if err := json.Unmarshal(line, &req); err != nil {
 		refuse(stream, "malformed stream request")
+		return
+	}
+	if req.Kind == protocol.StreamDocker && a.docker != nil {
+		// The runner's own filter decides every request on the stream.
+		if err := writeJSONLine(stream, protocol.StreamReply{OK: true}); err != nil {
+			return
+		}
+		_ = stream.SetDeadline(time.Time{})
+		serveHTTPStream(&streamConn{Stream: stream, r: br}, a.docker)
 		return
 	}
 	if router, ok := a.domains[req.Service]; ok && req.Kind == protocol.StreamHTTP {

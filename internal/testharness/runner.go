@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/runner"
+	"github.com/leashpki/leash/runner/dockerproxy"
 )
 
 // Runner is one leash-runner Agent running in the test process.
@@ -35,6 +36,7 @@ type RunnerOptions struct {
 	Services               map[string]string // declared TCP services, name → host:port
 	Domains                map[string][]runner.Route
 	SessionPorts           []int
+	Docker                 *dockerproxy.Config
 	Labels                 map[string]string
 	Options                []runner.Option
 }
@@ -51,7 +53,7 @@ func (h *Harness) StartRunner(t testing.TB, g *Gateway, name string, o ...Runner
 		opt.StateDir = filepath.Join(t.TempDir(), name)
 	}
 	cfg := runner.Config{Name: name, Gateway: g.APIURL, EnrollURL: g.EnrollURL, StateDir: opt.StateDir,
-		Commands: opt.Commands, Services: opt.Services, Domains: opt.Domains, SessionPorts: opt.SessionPorts, Labels: opt.Labels, JobTimeout: time.Minute}
+		Commands: opt.Commands, Services: opt.Services, Domains: opt.Domains, SessionPorts: opt.SessionPorts, Docker: opt.Docker, Labels: opt.Labels, JobTimeout: time.Minute}
 	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = opt.TLSCA, opt.TLSCert, opt.TLSKey
 	switch {
 	case opt.TLSCert != "":

@@ -45,6 +45,9 @@ type Config struct {
 	RevocationPoll    time.Duration // default 250ms
 	ReadHeaderTimeout time.Duration // default 5s (slowloris)
 
+	// TunnelKeepAlive is the tunnels' keepalive interval (default 15s).
+	TunnelKeepAlive time.Duration
+
 	// Expose publishes runners' declared services on gateway ports.
 	Expose []Exposure
 

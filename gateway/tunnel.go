@@ -163,7 +163,7 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 		_ = conn.Close()
 		return nil
 	}
-	sess, err := yamux.Server(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, tunnelConfig(s.log))
+	sess, err := yamux.Server(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, tunnelConfig(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
 		_ = conn.Close()
 		return nil
@@ -267,10 +267,13 @@ func closeWrite(c net.Conn) {
 }
 
 // tunnelConfig is the gateway's yamux configuration (see protocol).
-func tunnelConfig(log *slog.Logger) *yamux.Config {
+func tunnelConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
+	if keepAlive <= 0 {
+		keepAlive = protocol.TunnelKeepAlive
+	}
 	cfg := yamux.DefaultConfig()
-	cfg.KeepAliveInterval = protocol.TunnelKeepAlive
-	cfg.ConnectionWriteTimeout = protocol.TunnelWriteTimeout
+	cfg.KeepAliveInterval = keepAlive
+	cfg.ConnectionWriteTimeout = keepAlive
 	cfg.StreamCloseTimeout = 30 * time.Minute
 	cfg.MaxStreamWindowSize = 1 << 20
 	cfg.AcceptBacklog = 1024

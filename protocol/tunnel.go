@@ -30,7 +30,6 @@ const (
 // detected within two intervals.
 const (
 	TunnelKeepAlive     = 15 * time.Second
-	TunnelWriteTimeout  = 15 * time.Second
 	StreamHeaderTimeout = 10 * time.Second // the request/reply lines of a stream
 	MaxStreamHeader     = 4 << 10
 )

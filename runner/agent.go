@@ -52,6 +52,7 @@ type Agent struct {
 	rotation  rotationSignal
 	domains   map[string]*domainRouter
 	docker    *dockerproxy.Proxy // nil unless the config offers Docker
+	keepAlive time.Duration
 }
 
 // Option configures an Agent.
@@ -73,6 +74,11 @@ func WithProxy(p func(*http.Request) (*url.URL, error)) Option {
 func WithReconnectBackoff(lo, hi time.Duration) Option {
 	return func(a *Agent) { a.reconnect = backoff{Min: lo, Max: hi} }
 }
+
+// WithTunnelKeepAlive sets the tunnel's keepalive interval (default
+// protocol.TunnelKeepAlive); a peer that stops answering is noticed within
+// about two intervals.
+func WithTunnelKeepAlive(d time.Duration) Option { return func(a *Agent) { a.keepAlive = d } }
 
 // jobWorkers bounds how many jobs run at once.
 const jobWorkers = 4

@@ -154,7 +154,7 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 		cancel()
 		return nil, nil, errors.New("open tunnel: the upgraded connection is not writable")
 	}
-	sess, err := yamux.Client(conn, tunnelConfig(a.log))
+	sess, err := yamux.Client(conn, tunnelConfig(a.log, a.keepAlive))
 	if err != nil {
 		_ = conn.Close()
 		cancel()
@@ -164,10 +164,15 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 }
 
 // tunnelConfig is the yamux configuration both ends use.
-func tunnelConfig(log *slog.Logger) *yamux.Config {
+func tunnelConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
+	if keepAlive <= 0 {
+		keepAlive = protocol.TunnelKeepAlive
+	}
 	cfg := yamux.DefaultConfig()
-	cfg.KeepAliveInterval = protocol.TunnelKeepAlive
-	cfg.ConnectionWriteTimeout = protocol.TunnelWriteTimeout
+	cfg.KeepAliveInterval = keepAlive
+	// A ping that gets no answer within an interval ends the session: a
+	// dead peer is noticed within two intervals.
+	cfg.ConnectionWriteTimeout = keepAlive
 	cfg.StreamCloseTimeout = 30 * time.Minute // half-closed streams may still carry a long answer
 	cfg.MaxStreamWindowSize = 1 << 20
 	cfg.LogOutput = nil

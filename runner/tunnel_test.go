@@ -44,11 +44,11 @@ func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	gwSide, runnerSide := net.Pipe()
-	client, err := yamux.Client(runnerSide, tunnelConfig(a.log))
+	client, err := yamux.Client(runnerSide, tunnelConfig(a.log, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := yamux.Server(gwSide, tunnelConfig(a.log))
+	server, err := yamux.Server(gwSide, tunnelConfig(a.log, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ type Runner struct {
 
 // RunnerOptions adjust a runner's configuration.
 type RunnerOptions struct {
+	// Gateway overrides the API URL the runner dials (e.g. through a
+	// proxy); default the gateway's own.
+	Gateway string
 	// StateDir reuses a state directory (a restart); default a new one.
 	StateDir string
 	// NoToken starts without a token (to reuse a persisted identity).
@@ -52,7 +55,11 @@ func (h *Harness) StartRunner(t testing.TB, g *Gateway, name string, o ...Runner
 	if opt.StateDir == "" {
 		opt.StateDir = filepath.Join(t.TempDir(), name)
 	}
-	cfg := runner.Config{Name: name, Gateway: g.APIURL, EnrollURL: g.EnrollURL, StateDir: opt.StateDir,
+	api := g.APIURL
+	if opt.Gateway != "" {
+		api = opt.Gateway
+	}
+	cfg := runner.Config{Name: name, Gateway: api, EnrollURL: g.EnrollURL, StateDir: opt.StateDir,
 		Commands: opt.Commands, Services: opt.Services, Domains: opt.Domains, SessionPorts: opt.SessionPorts, Docker: opt.Docker, Labels: opt.Labels, JobTimeout: time.Minute}
 	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = opt.TLSCA, opt.TLSCert, opt.TLSKey
 	switch {

@@ -208,6 +208,17 @@ func (ds *domains) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		domain.NotFound(w, r)
 		return
 	}
+	// The domain's read and write timeouts bound this request on the
+	// shared listener (the idle timeout between requests is the
+	// listener's). A WebSocket or event stream lives within them too.
+	to := sd.live.Timeouts()
+	rc := http.NewResponseController(w)
+	if to.Read > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(to.Read))
+	}
+	if to.Write > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(to.Write))
+	}
 	sd.live.ServeHTTP(w, r)
 }
 

@@ -251,3 +251,41 @@ func TestHTTPDomain(t *testing.T) {
 		t.Errorf("listed policy %v", pol)
 	}
 }
+
+// TestHTTPDomainWriteTimeout: a domain's write timeout cuts a response that
+// takes longer, on the shared public listener.
+func TestHTTPDomainWriteTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 50; i++ {
+			fmt.Fprintf(w, "tick %d\n", i)
+			http.NewResponseController(w).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond): // the response is slow on purpose
+			}
+		}
+	}))
+	defer slow.Close()
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) { c.PublicListen = "127.0.0.1:0" }})
+	gw := h.StartGateway(t)
+	r := h.StartRunner(t, gw, "web-2", testharness.RunnerOptions{Domains: map[string][]runner.Route{"slow.test": {{Target: slow.URL}}}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	op := h.Client(t, ca.ProfileOperator, "alice")
+	if status, answer, err := op.Raw(http.MethodPut, gw.APIURL+"/v1/domains/slow.test", "application/json",
+		`{"runner":"web-2","policy":{"write_timeout":"1s"}}`); err != nil || status != http.StatusOK {
+		t.Fatalf("set domain: %d %s %v", status, answer, err)
+	}
+	conn, err := net.Dial("tcp", gw.Server.PublicAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	start := time.Now()
+	_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	body, _ := io.ReadAll(conn)
+	if took := time.Since(start); took > 4*time.Second || strings.Contains(string(body), "tick 49") {
+		t.Fatalf("a 5s response lasted %s with a 1s write timeout (got %d bytes)", took, len(body))
+	}
+}

@@ -43,6 +43,7 @@ type gatewayFile struct {
 	LogLevel          string        `yaml:"log_level"`
 	AllowInsecure     bool          `yaml:"allow_insecure_remote"`
 	Expose            []string      `yaml:"expose"`
+	PublicCerts       []string      `yaml:"public_certs"`
 }
 
 func (r *runtime) gatewayCommand() *ucli.Command {
@@ -94,6 +95,7 @@ func gatewayFlags() []ucli.Flag {
 		dur("offline-after", "a runner is offline after this long without a heartbeat (default 10s)"),
 		dur("job-lease", "how long a claimed job stays leased before it is queued again (default 2m)"),
 		str("log-level", "debug, info, warn or error (default info)"),
+		&ucli.StringSliceFlag{Name: "public-cert", Usage: "certificate for HTTP domains, CERT.pem:KEY.pem, chosen by SNI before the embedded CA (repeatable)", EnvVars: []string{"LEASH_PUBLIC_CERTS"}},
 		&ucli.StringSliceFlag{Name: "expose", Usage: "publish a runner's declared service on a gateway port: LISTEN=RUNNER/SERVICE (repeatable)", EnvVars: []string{"LEASH_EXPOSE"}},
 		&ucli.BoolFlag{Name: "allow-insecure-remote", Usage: "allow plain mode on a non-loopback address", EnvVars: env("allow-insecure-remote")},
 	}
@@ -133,6 +135,9 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	if c.IsSet("hostname") {
 		f.Hostnames = c.StringSlice("hostname")
 	}
+	if c.IsSet("public-cert") {
+		f.PublicCerts = c.StringSlice("public-cert")
+	}
 	if c.IsSet("expose") {
 		f.Expose = c.StringSlice("expose")
 	}
@@ -158,7 +163,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
 		MetricsListen: f.MetricsListen, PublicListen: f.PublicListen, PublicTLSListen: f.PublicTLSListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
-		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose}
+		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts}
 	switch f.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:

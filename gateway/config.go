@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/leashpki/leash/protocol"
@@ -24,6 +25,10 @@ type Config struct {
 	// are issued on demand by the embedded CA, for served domains only.
 	PublicListen    string
 	PublicTLSListen string
+	// PublicCerts are certificate files for the HTTP domains, each
+	// "CERT.pem:KEY.pem", chosen by SNI from their DNS names (wildcards
+	// included) before the embedded CA issues one; re-read when changed.
+	PublicCerts []string
 
 	// Mode is plain, https or mtls. Empty derives it as FANGS does: no
 	// certificate → plain; TLSCert+TLSKey → https; plus TLSClientCA → mtls.
@@ -154,6 +159,14 @@ func (c Config) Validate() error {
 	}
 	if c.RevocationPoll > time.Second {
 		add("revocation poll %s is longer than 1s: revoked peers must be cut off within a second", c.RevocationPoll)
+	}
+	for _, pc := range c.PublicCerts {
+		if cert, key, ok := strings.Cut(pc, ":"); !ok || cert == "" || key == "" {
+			add("public cert %q: want CERT.pem:KEY.pem", pc)
+		}
+	}
+	if len(c.PublicCerts) > 0 && c.PublicTLSListen == "" {
+		add("public certs are set but there is no public TLS listener")
 	}
 	seen := map[string]bool{}
 	for _, e := range c.Expose {

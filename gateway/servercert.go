@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/leashpki/leash/ca"
 	leashtls "github.com/leashpki/leash/tls"
@@ -25,6 +27,7 @@ type serverCerts struct {
 	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	files *leashtls.FileSource // file mode
 	cache *certmagic.Cache     // managed mode
+	sni   *sniCerts            // public listener: files chosen by SNI
 	hosts []string
 }
 
@@ -63,6 +66,11 @@ func fileServerCerts(certFile, keyFile string, log *slog.Logger) (*serverCerts, 
 func (c *serverCerts) run(ctx context.Context) error {
 	if c.files != nil {
 		return c.files.Run(ctx)
+	}
+	if c.sni != nil {
+		err := c.sni.run(ctx)
+		c.cache.Stop()
+		return err
 	}
 	<-ctx.Done()
 	c.cache.Stop()
@@ -152,5 +160,61 @@ func (s *Server) onDemandCerts() (*serverCerts, error) {
 			return nil
 		}},
 	})
-	return &serverCerts{get: cfg.GetCertificate, cache: cache}, nil
+	get := cfg.GetCertificate
+	if len(s.cfg.PublicCerts) > 0 {
+		files, err := newSNICerts(s.cfg.PublicCerts, s.log)
+		if err != nil {
+			cache.Stop()
+			return nil, err
+		}
+		get = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := files.match(hello.ServerName); c != nil {
+				return c, nil
+			}
+			return cfg.GetCertificate(hello)
+		}
+		return &serverCerts{get: get, cache: cache, sni: files}, nil
+	}
+	return &serverCerts{get: get, cache: cache}, nil
+}
+
+// sniCerts are certificate files chosen by SNI.
+type sniCerts struct {
+	files []*leashtls.FileSource
+}
+
+func newSNICerts(pairs []string, log *slog.Logger) (*sniCerts, error) {
+	out := &sniCerts{}
+	for _, p := range pairs {
+		cert, key, _ := strings.Cut(p, ":")
+		fs, err := leashtls.NewFileSource(cert, key, leashtls.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("public cert %s: %w", cert, err)
+		}
+		out.files = append(out.files, fs)
+	}
+	return out, nil
+}
+
+// match returns the first certificate whose DNS names cover name.
+func (c *sniCerts) match(name string) *tls.Certificate {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	for _, fs := range c.files {
+		cert := fs.Load()
+		if cert == nil || cert.Leaf == nil {
+			continue
+		}
+		if cert.Leaf.VerifyHostname(name) == nil {
+			return cert
+		}
+	}
+	return nil
+}
+
+func (c *sniCerts) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, fs := range c.files {
+		g.Go(func() error { return fs.Run(ctx) })
+	}
+	return g.Wait()
 }

@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/leashpki/leash/ca"
 	"github.com/leashpki/leash/gateway"
+	"github.com/leashpki/leash/internal/testca"
 	"github.com/leashpki/leash/internal/testharness"
 	"github.com/leashpki/leash/protocol"
 	"github.com/leashpki/leash/runner"
@@ -287,5 +290,59 @@ func TestHTTPDomainWriteTimeout(t *testing.T) {
 	body, _ := io.ReadAll(conn)
 	if took := time.Since(start); took > 4*time.Second || strings.Contains(string(body), "tick 49") {
 		t.Fatalf("a 5s response lasted %s with a 1s write timeout (got %d bytes)", took, len(body))
+	}
+}
+
+// TestHTTPDomainCertificateFiles: a certificate file covering a domain
+// (here from another CA, as a public CA's would be) is chosen by SNI; a
+// served domain without a file gets one from the embedded CA.
+func TestHTTPDomainCertificateFiles(t *testing.T) {
+	public := testca.New(t, testca.WithName("Public CA"))
+	leaf := public.Issue(t, testca.LeafOptions{CommonName: "files.test", DNSNames: []string{"files.test", "*.files.test"}})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "files.crt"), filepath.Join(dir, "files.key")
+	if err := os.WriteFile(certFile, leaf.ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, leaf.KeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Host) }))
+	defer backend.Close()
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.PublicTLSListen = "127.0.0.1:0"
+		c.PublicCerts = []string{certFile + ":" + keyFile}
+	}})
+	gw := h.StartGateway(t)
+	r := h.StartRunner(t, gw, "web-3", testharness.RunnerOptions{Domains: map[string][]runner.Route{
+		"www.files.test": {{Target: backend.URL}}, "own.test": {{Target: backend.URL}}}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	op := h.Client(t, ca.ProfileOperator, "alice")
+	for _, d := range []string{"www.files.test", "own.test"} {
+		if status, answer, err := op.Raw(http.MethodPut, gw.APIURL+"/v1/domains/"+d, "application/json", `{"runner":"web-3"}`); err != nil || status != http.StatusOK {
+			t.Fatalf("set %s: %d %s %v", d, status, answer, err)
+		}
+	}
+	ownRoots := x509.NewCertPool()
+	ownRoots.AddCert(h.CA.Root())
+	for _, tc := range []struct {
+		name  string
+		roots *x509.CertPool
+	}{{"www.files.test", public.Pool()}, {"own.test", ownRoots}} {
+		client := &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: tc.roots},
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "tcp", gw.Server.PublicTLSAddr().String())
+			}}}
+		resp, err := client.Get("https://" + tc.name + "/")
+		if err != nil {
+			t.Fatalf("%s over https: %v", tc.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		client.CloseIdleConnections()
+		if string(b) != tc.name {
+			t.Fatalf("%s: %q", tc.name, b)
+		}
 	}
 }

@@ -44,6 +44,7 @@ type gatewayFile struct {
 	AllowInsecure     bool          `yaml:"allow_insecure_remote"`
 	Expose            []string      `yaml:"expose"`
 	PublicCerts       []string      `yaml:"public_certs"`
+	DomainsDir        string        `yaml:"domains_dir"`
 }
 
 func (r *runtime) gatewayCommand() *ucli.Command {
@@ -90,6 +91,7 @@ func gatewayFlags() []ucli.Flag {
 		str("tls-client-ca", "client CA bundle PEM; implies mtls (default in mtls: the embedded CA)"),
 		str("metrics-client-ca", "client CA for --metrics-listen (default: the embedded CA)"),
 		&ucli.StringSliceFlag{Name: "hostname", Usage: "name or IP for the embedded server certificate (repeatable)", EnvVars: []string{"LEASH_HOSTNAMES"}},
+		str("domains-dir", "directory of domain files (YAML/JSON: name, runner, policy) kept in sync (GitOps)"),
 		str("database-url", "postgres://… for PostgreSQL (default: SQLite file in --data-dir)"),
 		dur("heartbeat-interval", "how often runners heartbeat (default 5s)"),
 		dur("offline-after", "a runner is offline after this long without a heartbeat (default 10s)"),
@@ -118,7 +120,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	}
 	strs := map[string]*string{"id": &f.ID, "listen": &f.Listen, "enroll-listen": &f.EnrollListen,
 		"metrics-listen": &f.MetricsListen, "public-listen": &f.PublicListen, "public-tls-listen": &f.PublicTLSListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
-		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL,
+		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL, "domains-dir": &f.DomainsDir,
 		"log-level": &f.LogLevel}
 	for name, dst := range strs {
 		if c.IsSet(name) {
@@ -163,7 +165,7 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
 		MetricsListen: f.MetricsListen, PublicListen: f.PublicListen, PublicTLSListen: f.PublicTLSListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
-		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts}
+		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts, DomainsDir: f.DomainsDir}
 	switch f.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:

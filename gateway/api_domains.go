@@ -58,6 +58,16 @@ func (s *Server) putDomainHandler(w http.ResponseWriter, r *http.Request, c call
 		m["name"], _ = json.Marshal(name)
 		body, _ = json.Marshal(m)
 	}
+	if cur, err := s.st.Blob(r.Context(), domainPrefix+name); err == nil {
+		var stored protocol.Domain
+		if json.Unmarshal(cur.Value, &stored) == nil && strings.HasPrefix(stored.Source, fileSource) {
+			return errorf(http.StatusConflict, protocol.CodeConflict, "domain %s is managed by %s; change the file", name, strings.TrimPrefix(stored.Source, fileSource))
+		}
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) == nil && m["source"] != nil {
+		return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "source is set by the gateway, not by a request")
+	}
 	d, err := s.putDomain(r.Context(), body)
 	if err != nil {
 		return err
@@ -69,6 +79,12 @@ func (s *Server) putDomainHandler(w http.ResponseWriter, r *http.Request, c call
 
 func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request, c caller) error {
 	name := r.PathValue("name")
+	if cur, err := s.st.Blob(r.Context(), domainPrefix+name); err == nil {
+		var stored protocol.Domain
+		if json.Unmarshal(cur.Value, &stored) == nil && strings.HasPrefix(stored.Source, fileSource) {
+			return errorf(http.StatusConflict, protocol.CodeConflict, "domain %s is managed by %s; remove the file", name, strings.TrimPrefix(stored.Source, fileSource))
+		}
+	}
 	if err := s.st.DeleteBlob(r.Context(), domainPrefix+name); errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no domain %s", name)
 	} else if err != nil {

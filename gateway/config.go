@@ -29,6 +29,9 @@ type Config struct {
 	// "CERT.pem:KEY.pem", chosen by SNI from their DNS names (wildcards
 	// included) before the embedded CA issues one; re-read when changed.
 	PublicCerts []string
+	// DomainsDir, when set, is a directory of domain files (YAML or JSON:
+	// name, runner, policy) kept in sync with the store (GitOps).
+	DomainsDir string
 
 	// Mode is plain, https or mtls. Empty derives it as FANGS does: no
 	// certificate → plain; TLSCert+TLSKey → https; plus TLSClientCA → mtls.

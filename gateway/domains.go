@@ -248,6 +248,11 @@ func (ds *domains) runRefresh(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if ds.s.cfg.DomainsDir != "" {
+				if err := ds.s.syncDomainFiles(ctx); err != nil && ctx.Err() == nil {
+					ds.s.log.Warn("reading the domains directory failed", "err", err)
+				}
+			}
 			if err := ds.reload(ctx); err != nil && ctx.Err() == nil {
 				ds.s.log.Warn("reading domains failed; keeping the current ones", "err", err)
 			}

@@ -251,6 +251,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.closeListeners()
 		return fmt.Errorf("read domains: %w", err)
 	}
+	if s.cfg.DomainsDir != "" {
+		if err := s.syncDomainFiles(ctx); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
 	if s.publicLn != nil {
 		servers = append(servers, s.publicServer(nil))
 		lns = append(lns, s.publicLn)

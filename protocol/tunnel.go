@@ -80,6 +80,10 @@ type Domain struct {
 	Name   string          `json:"name"`
 	Runner string          `json:"runner"`
 	Policy json.RawMessage `json:"policy,omitempty"`
+	// Source is "file:<path>" for a domain managed by a file of the
+	// gateway's domains directory (the API refuses to change it), empty
+	// for one made through the API.
+	Source string `json:"source,omitempty"`
 }
 
 // DomainList is the body of RouteDomains.

@@ -346,3 +346,68 @@ func TestHTTPDomainCertificateFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestDomainsDirectory: domains kept as files (GitOps) are served, changed
+// and removed with their files; the API cannot change them; a bad file is
+// refused without touching the others.
+func TestDomainsDirectory(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok "+r.Host) }))
+	defer backend.Close()
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.test.yaml", "runner: web-4\n")
+	write("broken.yaml", "runner: web-4\npolicy: {allow_cidrz: [10.0.0.0/8]}\n")
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.PublicListen = "127.0.0.1:0"
+		c.DomainsDir = dir
+	}})
+	gw := h.StartGateway(t)
+	r := h.StartRunner(t, gw, "web-4", testharness.RunnerOptions{Domains: map[string][]runner.Route{
+		"a.test": {{Target: backend.URL}}, "b.test": {{Target: backend.URL}}}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", gw.Server.PublicAddr().String())
+	}}}
+	defer client.CloseIdleConnections()
+	status := func(host string) int {
+		resp, err := client.Get("http://" + host + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("a.test"); got != http.StatusOK {
+		t.Fatalf("a.test from its file: %d", got)
+	}
+	op := h.Client(t, ca.ProfileOperator, "alice")
+	if st, answer, _ := op.Raw(http.MethodPut, gw.APIURL+"/v1/domains/a.test", "application/json", `{"runner":"web-4","policy":{"stealth":true}}`); st != http.StatusConflict {
+		t.Fatalf("API changed a file-managed domain: %d %s", st, answer)
+	}
+	write("b.yaml", "name: b.test\nrunner: web-4\npolicy:\n  allow_cidrs: [10.0.0.0/8]\n  stealth: true\n")
+	testharness.Eventually(t, 10*time.Second, "b.test from a new file, with its policy", func() bool { return status("b.test") == http.StatusNotFound && len(listDomains(t, op, gw)) == 2 })
+	write("b.yaml", "name: b.test\nrunner: web-4\n")
+	testharness.Eventually(t, 10*time.Second, "b.test policy changed in its file", func() bool { return status("b.test") == http.StatusOK })
+	if err := os.Remove(filepath.Join(dir, "a.test.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	testharness.Eventually(t, 10*time.Second, "a.test removed with its file", func() bool { return status("a.test") == http.StatusNotFound })
+	if names := listDomains(t, op, gw); len(names) != 1 || names[0] != "b.test" {
+		t.Fatalf("domains now: %v", names)
+	}
+}
+
+func listDomains(t *testing.T, op *testharness.Client, gw *testharness.Gateway) []string {
+	var list protocol.DomainList
+	op.Do(t, http.MethodGet, gw.APIURL+"/v1/domains", nil, &list)
+	var names []string
+	for _, d := range list.Domains {
+		names = append(names, d.Name)
+	}
+	return names
+}

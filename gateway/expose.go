@@ -89,7 +89,11 @@ func (s *Server) serveExposure(ctx context.Context, e *exposed) error {
 		}
 		wg.Go(func() {
 			defer func() { _ = conn.Close() }()
-			stream, err := s.tunnels.dial(ctx, e.Runner, e.Service, "tcp://"+conn.RemoteAddr().String())
+			var stream net.Conn
+			err := s.checkDeclared(ctx, e.Runner, "tcp:"+e.Service)
+			if err == nil {
+				stream, err = s.tunnels.dial(ctx, e.Runner, e.Service, "tcp://"+conn.RemoteAddr().String())
+			}
 			if err != nil {
 				s.m.streams.WithLabelValues("refused").Inc()
 				s.log.Warn("exposed service unavailable", "runner", e.Runner, "service", e.Service,

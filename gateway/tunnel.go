@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/leashpki/leash/gateway/store"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -192,6 +194,11 @@ func (s *Server) connectHandler(w http.ResponseWriter, r *http.Request, c caller
 		return err
 	}
 	runner, service := r.PathValue("id"), r.PathValue("name")
+	// The gateway's own check first: only what the runner registered as a
+	// service; the runner checks again against its config.
+	if err := s.checkDeclared(r.Context(), runner, protocol.StreamTCP+":"+service); err != nil {
+		return err
+	}
 	stream, err := s.tunnels.dial(r.Context(), runner, service, c.actor())
 	if err != nil {
 		s.m.streams.WithLabelValues("refused").Inc()
@@ -280,4 +287,20 @@ func tunnelConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
 	cfg.LogOutput = nil
 	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return cfg
+}
+
+// checkDeclared refuses a stream to something the runner did not register
+// as a capability (kind:name).
+func (s *Server) checkDeclared(ctx context.Context, runner, capability string) error {
+	rec, err := s.st.Runner(ctx, runner)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "runner %s has no tunnel open", runner)
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(rec.Capabilities, capability) {
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "runner %s does not declare %s", runner, capability)
+	}
+	return nil
 }

@@ -80,7 +80,8 @@ func TestRunnerThroughHTTPSProxy(t *testing.T) {
 	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 
 	r := h.StartRunner(t, gw, "behind-proxy", testharness.RunnerOptions{
-		Options: []runner.Option{runner.WithProxy(http.ProxyURL(proxyURL))}})
+		Services: map[string]string{"echo": echoServer(t, "echo")},
+		Options:  []runner.Option{runner.WithProxy(http.ProxyURL(proxyURL))}})
 	testharness.Eventually(t, 10*time.Second, "registered through the proxy", func() bool { return r.Agent.Sessions() == 1 })
 	op := h.Client(t, ca.ProfileOperator, "alice")
 	first := r.Agent.Certificate().SerialNumber
@@ -88,6 +89,18 @@ func TestRunnerThroughHTTPSProxy(t *testing.T) {
 	if j.State != protocol.JobSucceeded || r.Agent.Certificate().SerialNumber.Cmp(first) == 0 {
 		t.Fatalf("rotate through the proxy: %+v %+v", j, j.Result)
 	}
+	// The tunnel too goes through the proxy: the service answers.
+	testharness.Eventually(t, 10*time.Second, "tunnel through the proxy", func() bool { return r.Agent.Tunnels() >= 1 })
+	c, err := op.Connect(t, gw, "behind-proxy", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("via proxy"))
+	buf := make([]byte, 9)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "via proxy" {
+		t.Fatalf("service through a tunnel through the proxy: %q %v", buf, err)
+	}
+	_ = c.Close()
 	api, enroll := gw.APIURL[len("https://"):], gw.EnrollURL[len("https://"):]
 	if proxy.count(enroll) < 1 || proxy.count(api) < 1 {
 		t.Fatalf("proxy tunnels: %v; want the enrollment (%s) and the API (%s) through it", proxy.targets, enroll, api)

@@ -122,6 +122,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, c caller) erro
 	if prev == protocol.RunnerOffline {
 		s.audit(r.Context(), "gateway", "online", c.id.Name, "registered again")
 	}
+	s.capabilities.set(c.id.Name, req.Capabilities, s.now())
 	s.log.Info("runner registered", "runner", c.id.Name, "serial", c.id.Serial, "previous", prev)
 	writeJSON(w, http.StatusOK, protocol.RegisterResponse{RunnerID: c.id.Name, GatewayID: s.cfg.ID,
 		HeartbeatInterval: protocol.Duration(s.cfg.HeartbeatInterval), OfflineAfter: protocol.Duration(s.cfg.OfflineAfter)})

@@ -133,7 +133,7 @@ func (s *Server) sessionPort(w http.ResponseWriter, r *http.Request, c caller) e
 	}
 	s.m.streams.WithLabelValues("ok").Inc()
 	if err := writeSwitching(rw, protocol.StreamProtocol); err == nil {
-		splice(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, conn, tracked)
+		s.splice(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, conn, tracked)
 	}
 	s.sessions.track(se, tracked, false)
 	s.conns.untrack(conn)

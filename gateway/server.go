@@ -44,6 +44,8 @@ type Server struct {
 	domains                    *domains
 	sessions                   *sessions
 	docker                     *dockerProxies
+	capabilities               capabilityCache
+	buffers                    bufferPool
 	publicCerts                *serverCerts
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once

@@ -53,6 +53,7 @@ type Agent struct {
 	domains   map[string]*domainRouter
 	docker    *dockerproxy.Proxy // nil unless the config offers Docker
 	keepAlive time.Duration
+	buffers   bufferPool
 }
 
 // Option configures an Agent.

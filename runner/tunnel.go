@@ -243,7 +243,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		refuse(stream, fmt.Sprintf("service %q is not declared by runner %s", req.Service, a.cfg.Name))
 		return
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1} // a loopback service; the tunnel has its own keepalive
 	target, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		refuse(stream, fmt.Sprintf("service %q: %v", req.Service, err))
@@ -254,7 +254,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
-	splice(stream, br, target)
+	a.splice(stream, br, target)
 }
 
 func refuse(w io.Writer, msg string) { _ = writeJSONLine(w, protocol.StreamReply{Error: msg}) }
@@ -288,17 +288,17 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 
 // splice copies both ways until both directions are done, passing each
 // half-close on: EOF from one side closes the other side's write half.
-func splice(stream *yamux.Stream, streamReader io.Reader, target net.Conn) {
+func (a *Agent) splice(stream *yamux.Stream, streamReader io.Reader, target net.Conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = io.Copy(target, streamReader)
+		a.buffers.copy(target, streamReader)
 		if tc, ok := target.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		} else {
 			_ = target.Close()
 		}
 	})
-	_, _ = io.Copy(stream, target)
+	a.buffers.copy(stream, target)
 	_ = stream.Close() // yamux Close is a half-close: FIN, reads go on
 	wg.Wait()
 }
@@ -338,3 +338,17 @@ func (c *streamConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // CloseWrite half-closes (yamux's Close sends FIN and keeps reading).
 func (c *streamConn) CloseWrite() error { return c.Stream.Close() }
+
+// bufferPool holds the buffers of every splice, reused across
+// connections.
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) copy(dst io.Writer, src io.Reader) {
+	b, _ := bp.p.Get().(*[]byte)
+	if b == nil {
+		buf := make([]byte, 32<<10)
+		b = &buf
+	}
+	defer bp.p.Put(b)
+	_, _ = io.CopyBuffer(dst, src, *b)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -165,7 +166,8 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 		_ = conn.Close()
 		return nil
 	}
-	sess, err := yamux.Server(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, tunnelConfig(s.log, s.cfg.TunnelKeepAlive))
+	sess, err := yamux.Server(tunnelio.NewCoalescer(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}),
+		tunnelConfig(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
 		_ = conn.Close()
 		return nil

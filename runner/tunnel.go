@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -154,7 +155,7 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 		cancel()
 		return nil, nil, errors.New("open tunnel: the upgraded connection is not writable")
 	}
-	sess, err := yamux.Client(conn, tunnelConfig(a.log, a.keepAlive))
+	sess, err := yamux.Client(tunnelio.NewCoalescer(conn), tunnelConfig(a.log, a.keepAlive))
 	if err != nil {
 		_ = conn.Close()
 		cancel()

@@ -1,0 +1,67 @@
+// Package tunnelio holds what both ends of a Leash tunnel put under yamux.
+//
+// yamux writes every data frame as two writes, its 12-byte header and then
+// its body. Over TLS that is two records and two system calls per frame;
+// profiles of the tunnel put half its CPU in system calls. Coalescer joins
+// a data frame's header with its body into one write.
+package tunnelio
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+)
+
+// yamux frame layout: version(1) type(1) flags(2) stream(4) length(4).
+const (
+	headerSize = 12
+	typeData   = 0
+	// maxCoalesce bounds the bodies joined with their header: a big frame
+	// costs the same either way, and the buffer each connection keeps
+	// stays small.
+	maxCoalesce = 32 << 10
+)
+
+// ErrFraming means a data header was not followed by a body of its
+// length; the connection is closed rather than let a corrupt stream go on.
+var ErrFraming = errors.New("tunnel framing error: data header not followed by its body")
+
+// Coalescer wraps the connection yamux writes to.
+type Coalescer struct {
+	io.ReadWriteCloser
+
+	mu      sync.Mutex
+	pending []byte // a data frame header waiting for its body
+	buf     []byte
+}
+
+// NewCoalescer wraps conn.
+func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
+	return &Coalescer{ReadWriteCloser: conn, pending: make([]byte, 0, headerSize)}
+}
+
+// Write passes writes on, holding back a data frame's header until its
+// body comes, then writing both at once.
+func (c *Coalescer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) > 0 {
+		want := binary.BigEndian.Uint32(c.pending[8:12])
+		if uint32(len(p)) != want {
+			_ = c.Close()
+			return 0, ErrFraming
+		}
+		c.buf = append(append(c.buf[:0], c.pending...), p...)
+		c.pending = c.pending[:0]
+		n, err := c.ReadWriteCloser.Write(c.buf)
+		return max(n-headerSize, 0), err
+	}
+	if len(p) == headerSize && p[1] == typeData {
+		if n := binary.BigEndian.Uint32(p[8:12]); n > 0 && n <= maxCoalesce {
+			c.pending = append(c.pending, p...)
+			return len(p), nil
+		}
+	}
+	return c.ReadWriteCloser.Write(p)
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/leashpki/leash/ca"
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/tunnelio"
 	leashtls "github.com/leashpki/leash/tls"
 )
 
@@ -45,7 +46,7 @@ type Server struct {
 	sessions                   *sessions
 	docker                     *dockerProxies
 	capabilities               capabilityCache
-	buffers                    bufferPool
+	buffers                    tunnelio.Buffers
 	publicCerts                *serverCerts
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once

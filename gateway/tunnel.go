@@ -259,10 +259,10 @@ type readWriteCloser struct {
 func (s *Server) splice(a io.ReadWriter, aConn net.Conn, b net.Conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		s.buffers.copy(b, a)
+		_, _ = s.buffers.Copy(b, a)
 		closeWrite(b)
 	})
-	s.buffers.copy(a, b)
+	_, _ = s.buffers.Copy(a, b)
 	closeWrite(aConn)
 	wg.Wait()
 }
@@ -344,18 +344,4 @@ func (c *capabilityCache) set(runner string, caps []string, now time.Time) {
 		c.by = map[string]cachedCaps{}
 	}
 	c.by[runner] = cachedCaps{caps: caps, at: now}
-}
-
-// bufferPool holds the buffers of every splice: allocating 32 KiB per
-// direction per connection showed up at ~10 % of the connect path.
-type bufferPool struct{ p sync.Pool }
-
-func (bp *bufferPool) copy(dst io.Writer, src io.Reader) {
-	b, _ := bp.p.Get().(*[]byte)
-	if b == nil {
-		buf := make([]byte, 32<<10)
-		b = &buf
-	}
-	defer bp.p.Put(b)
-	_, _ = io.CopyBuffer(dst, src, *b)
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leashpki/leash/internal/enroll"
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 	"github.com/leashpki/leash/runner/dockerproxy"
 	leashtls "github.com/leashpki/leash/tls"
@@ -53,7 +54,7 @@ type Agent struct {
 	domains   map[string]*domainRouter
 	docker    *dockerproxy.Proxy // nil unless the config offers Docker
 	keepAlive time.Duration
-	buffers   bufferPool
+	buffers   tunnelio.Buffers
 }
 
 // Option configures an Agent.

@@ -292,14 +292,14 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 func (a *Agent) splice(stream *yamux.Stream, streamReader io.Reader, target net.Conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		a.buffers.copy(target, streamReader)
+		_, _ = a.buffers.Copy(target, streamReader)
 		if tc, ok := target.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		} else {
 			_ = target.Close()
 		}
 	})
-	a.buffers.copy(stream, target)
+	_, _ = a.buffers.Copy(stream, target)
 	_ = stream.Close() // yamux Close is a half-close: FIN, reads go on
 	wg.Wait()
 }
@@ -339,17 +339,3 @@ func (c *streamConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // CloseWrite half-closes (yamux's Close sends FIN and keeps reading).
 func (c *streamConn) CloseWrite() error { return c.Stream.Close() }
-
-// bufferPool holds the buffers of every splice, reused across
-// connections.
-type bufferPool struct{ p sync.Pool }
-
-func (bp *bufferPool) copy(dst io.Writer, src io.Reader) {
-	b, _ := bp.p.Get().(*[]byte)
-	if b == nil {
-		buf := make([]byte, 32<<10)
-		b = &buf
-	}
-	defer bp.p.Put(b)
-	_, _ = io.CopyBuffer(dst, src, *b)
-}

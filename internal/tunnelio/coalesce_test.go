@@ -114,3 +114,34 @@ func TestCoalescerUnderYamux(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCopyAdapts: byte-exact for every mix of read sizes, switching to the
+// big buffer under bulk and back for small reads.
+func TestCopyAdapts(t *testing.T) {
+	var b Buffers
+	payload := bytes.Repeat([]byte("leash-tunnel"), 300_000) // 3.6 MB
+	for _, chunk := range []int{1, 100, smallBuffer, smallBuffer + 1, bigBuffer, 1 << 20} {
+		src := io.MultiReader(&chunked{data: payload, n: chunk}, bytes.NewReader([]byte("tail")))
+		var dst bytes.Buffer
+		n, err := b.Copy(&dst, src)
+		if err != nil || n != int64(len(payload)+4) || !bytes.Equal(dst.Bytes()[:len(payload)], payload) {
+			t.Fatalf("chunk %d: %d bytes, %v", chunk, n, err)
+		}
+	}
+}
+
+// chunked returns at most n bytes per Read.
+type chunked struct {
+	data []byte
+	n    int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n, len(c.data))
+	copy(p, c.data[:k])
+	c.data = c.data[k:]
+	return k, nil
+}

@@ -167,7 +167,7 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 		return nil
 	}
 	sess, err := yamux.Server(tunnelio.NewCoalescer(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}),
-		tunnelConfig(s.log, s.cfg.TunnelKeepAlive))
+		tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
 		_ = conn.Close()
 		return nil
@@ -273,22 +273,6 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	_ = c.Close()
-}
-
-// tunnelConfig is the gateway's yamux configuration (see protocol).
-func tunnelConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
-	if keepAlive <= 0 {
-		keepAlive = protocol.TunnelKeepAlive
-	}
-	cfg := yamux.DefaultConfig()
-	cfg.KeepAliveInterval = keepAlive
-	cfg.ConnectionWriteTimeout = keepAlive
-	cfg.StreamCloseTimeout = 30 * time.Minute
-	cfg.MaxStreamWindowSize = 1 << 20
-	cfg.AcceptBacklog = 1024
-	cfg.LogOutput = nil
-	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	return cfg
 }
 
 // checkDeclared refuses a stream to something the runner did not register

@@ -24,9 +24,6 @@ func goTool(t *testing.T) string {
 // The runner is what operators install on remote hosts: it must stay small
 // and must not pull in the gateway, the CA or smallstep's libraries.
 func TestRunnerDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
 	out, err := exec.Command(goTool(t), "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", exitStderr(err))
@@ -53,9 +50,6 @@ func TestRunnerDependencies(t *testing.T) {
 }
 
 func TestRunnerBinarySize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds leash-runner")
-	}
 	const limit = 12 << 20
 	bin := filepath.Join(t.TempDir(), "leash-runner")
 	cmd := exec.Command(goTool(t), "build", "-trimpath", "-ldflags=-s -w", "-o", bin,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -155,30 +154,13 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 		cancel()
 		return nil, nil, errors.New("open tunnel: the upgraded connection is not writable")
 	}
-	sess, err := yamux.Client(tunnelio.NewCoalescer(conn), tunnelConfig(a.log, a.keepAlive))
+	sess, err := yamux.Client(tunnelio.NewCoalescer(conn), tunnelio.Config(a.log, a.keepAlive))
 	if err != nil {
 		_ = conn.Close()
 		cancel()
 		return nil, nil, fmt.Errorf("open tunnel: %w", err)
 	}
 	return sess, cancel, nil
-}
-
-// tunnelConfig is the yamux configuration both ends use.
-func tunnelConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
-	if keepAlive <= 0 {
-		keepAlive = protocol.TunnelKeepAlive
-	}
-	cfg := yamux.DefaultConfig()
-	cfg.KeepAliveInterval = keepAlive
-	// A ping that gets no answer within an interval ends the session: a
-	// dead peer is noticed within two intervals.
-	cfg.ConnectionWriteTimeout = keepAlive
-	cfg.StreamCloseTimeout = 30 * time.Minute // half-closed streams may still carry a long answer
-	cfg.MaxStreamWindowSize = 1 << 20
-	cfg.LogOutput = nil
-	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	return cfg
 }
 
 // serveTunnel accepts streams until the session ends.

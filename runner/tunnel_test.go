@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -44,11 +45,11 @@ func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	gwSide, runnerSide := net.Pipe()
-	client, err := yamux.Client(runnerSide, tunnelConfig(a.log, 0))
+	client, err := yamux.Client(runnerSide, tunnelio.Config(a.log, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := yamux.Server(gwSide, tunnelConfig(a.log, 0))
+	server, err := yamux.Server(gwSide, tunnelio.Config(a.log, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

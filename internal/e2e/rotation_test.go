@@ -8,6 +8,7 @@ import (
 
 	"github.com/leashpki/leash/ca"
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/testenv"
 	"github.com/leashpki/leash/internal/testharness"
 	"github.com/leashpki/leash/protocol"
 )
@@ -18,7 +19,7 @@ import (
 // job succeeds and the runner never needs a second session (any failed
 // register, heartbeat, event upload or poll would end the first).
 func TestRotationUnderLoad(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && !testenv.InCI() { // CI always runs it
 		t.Skip("50 s of rotation; run without -short")
 	}
 	forEachStore(t, func(t *testing.T, opts testharness.Options) {

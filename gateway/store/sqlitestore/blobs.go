@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +57,7 @@ func (s *Store) DeleteBlob(ctx context.Context, key string) error {
 	if key == "" {
 		return fmt.Errorf("delete blob: a key is required")
 	}
-	lo, hi := below(key)
+	lo, hi := store.BlobRange(key)
 	res, err := s.db.ExecContext(ctx, `DELETE FROM blobs WHERE key = ? OR (key >= ? AND key < ?)`, key, lo, hi)
 	if err != nil {
 		return fmt.Errorf("delete blob %s: %w", key, err)
@@ -79,7 +78,7 @@ func (s *Store) ListBlobs(ctx context.Context, prefix string, recursive bool) ([
 	dir := strings.TrimRight(prefix, "/")
 	query, args := `SELECT key FROM blobs ORDER BY key`, []any(nil)
 	if dir != "" {
-		lo, hi := below(dir)
+		lo, hi := store.BlobRange(dir)
 		query, args = `SELECT key FROM blobs WHERE key >= ? AND key < ? ORDER BY key`, []any{lo, hi}
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
@@ -99,38 +98,9 @@ func (s *Store) ListBlobs(ctx context.Context, prefix string, recursive bool) ([
 		return nil, fmt.Errorf("list blobs below %q: %w", prefix, err)
 	}
 	if !recursive {
-		keys = children(dir, keys)
+		keys = store.BlobChildren(dir, keys)
 	}
 	return keys, nil
-}
-
-// below returns the range [lo, hi) of the keys below dir: those that begin
-// with dir + "/". Compared as bytes (SQLite's BINARY collation), every such
-// key sorts from dir + "/" up to dir + "0", '0' being the byte after '/',
-// and nothing else does. Unlike LIKE, the range has no wildcards to escape.
-func below(dir string) (lo, hi string) {
-	return dir + "/", dir + "0"
-}
-
-// children reduces keys, all below dir ("" for the root), to dir's direct
-// children: a key further down becomes the path of its ancestor that is a
-// child of dir. The result is sorted, without repeats.
-func children(dir string, keys []string) []string {
-	start := 0
-	if dir != "" {
-		start = len(dir) + 1
-	}
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if i := strings.IndexByte(k[start:], '/'); i >= 0 {
-			k = k[:start+i]
-		}
-		out = append(out, k)
-	}
-	// A directory path sorts apart from the keys below it ("a/b" < "a/b-c"
-	// < "a/b/c"), so sort again before dropping repeats.
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // TryLock takes or extends lock name for owner in one upsert: a missing

@@ -220,12 +220,12 @@ func TestRotatingTransportInFlightRequestSurvivesRotation(t *testing.T) {
 	if err != nil || string(body) != "late" || r.resp.StatusCode != http.StatusOK {
 		t.Fatalf("in-flight request: status %d, body %q, %v", r.resp.StatusCode, body, err)
 	}
-	// Read to the end but not closed: still counted, connection kept.
+	// Read to the end but not closed: still counted. (The connection itself
+	// may already be gone: once a retired http.Transport's connection turns
+	// idle at the body's EOF, net/http closes it, because rotate called
+	// CloseIdleConnections on that transport. Either way it is never reused.)
 	if n := f.inflight(old); n != 1 {
 		t.Errorf("before Close the old generation has %d requests in flight, want 1", n)
-	}
-	if f.log.isClosed(busy) {
-		t.Errorf("the old connection closed before the response body was closed")
 	}
 
 	// (c) closing the body retires the old generation's connection.

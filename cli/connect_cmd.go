@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -90,7 +90,10 @@ func (r *runtime) connect(c *ucli.Context) error {
 // forward accepts local connections until the command's context ends and
 // carries each over a stream from dial.
 func forward(c *ucli.Context, ln net.Listener, dial func(context.Context) (net.Conn, error), what string) error {
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		buffers tunnelio.Buffers
+	)
 	stop := context.AfterFunc(c.Context, func() { _ = ln.Close() })
 	defer stop()
 	for {
@@ -106,7 +109,7 @@ func forward(c *ucli.Context, ln net.Listener, dial func(context.Context) (net.C
 				return
 			}
 			defer func() { _ = remote.Close() }()
-			pipe(local, remote)
+			buffers.Splice(local, remote)
 		})
 	}
 	wg.Wait()
@@ -167,28 +170,21 @@ func (a *apiClient) upgradeDialer(path string, headers map[string]string) (func(
 			return nil, fmt.Errorf("dial gateway: %w", err)
 		}
 		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-		req := "GET " + path + " HTTP/1.1\r\nHost: " + a.base.Host + "\r\nConnection: Upgrade\r\nUpgrade: " +
-			protocol.StreamProtocol + "\r\nUser-Agent: leash/" + version + "\r\n"
+		h := http.Header{"User-Agent": {"leash/" + version}}
 		for k, v := range headers {
-			req += k + ": " + v + "\r\n"
+			h.Set(k, v)
 		}
-		req += "\r\n"
-		if _, err := io.WriteString(conn, req); err != nil {
-			_ = conn.Close()
-			return nil, err
-		}
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
+		stream, resp, err := tunnelio.Upgrade(conn, a.base.Host, path, protocol.StreamProtocol, h)
 		if err != nil {
 			_ = conn.Close()
-			return nil, fmt.Errorf("gateway answer: %w", err)
+			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		if resp.StatusCode != http.StatusSwitchingProtocols {
+		if resp != nil {
 			defer func() { _ = conn.Close() }()
 			return nil, decodeAPIError(resp)
 		}
 		_ = conn.SetDeadline(time.Time{})
-		return &upgradedConn{Conn: conn.(*tls.Conn), r: br}, nil
+		return stream, nil
 	}, nil
 }
 
@@ -201,33 +197,6 @@ func decodeAPIError(resp *http.Response) error {
 		return fmt.Errorf("gateway refused (%d %s): %s", resp.StatusCode, e.Code, e.Message)
 	}
 	return fmt.Errorf("gateway refused: %s", resp.Status)
-}
-
-type upgradedConn struct {
-	*tls.Conn
-	r *bufio.Reader
-}
-
-func (u *upgradedConn) Read(p []byte) (int, error) { return u.r.Read(p) }
-
-// pipe copies both ways, passing half-closes on.
-func pipe(local, remote net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, _ = io.Copy(remote, local)
-		halfClose(remote)
-	})
-	_, _ = io.Copy(local, remote)
-	halfClose(local)
-	wg.Wait()
-}
-
-func halfClose(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
 }
 
 func declaredServices(rn protocol.Runner) []string {

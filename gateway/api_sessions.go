@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 	leashtls "github.com/leashpki/leash/tls"
 )
@@ -133,7 +134,7 @@ func (s *Server) sessionPort(w http.ResponseWriter, r *http.Request, c caller) e
 	}
 	s.m.streams.WithLabelValues("ok").Inc()
 	if err := writeSwitching(rw, protocol.StreamProtocol); err == nil {
-		s.splice(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, conn, tracked)
+		s.buffers.Splice(tunnelio.Buffered(conn, rw.Reader), tracked)
 	}
 	s.sessions.track(se, tracked, false)
 	s.conns.untrack(conn)

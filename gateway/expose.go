@@ -104,7 +104,7 @@ func (s *Server) serveExposure(ctx context.Context, e *exposed) error {
 			s.m.streams.WithLabelValues("ok").Inc()
 			stopConn := context.AfterFunc(ctx, func() { _ = conn.Close(); _ = stream.Close() })
 			defer stopConn()
-			s.splice(conn, conn, stream)
+			s.buffers.Splice(conn, stream)
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 )
 
@@ -284,7 +285,7 @@ func (c *activeConn) Write(p []byte) (int, error) {
 }
 
 func (c *activeConn) CloseWrite() error {
-	closeWrite(c.Conn)
+	tunnelio.CloseWrite(c.Conn)
 	return nil
 }
 

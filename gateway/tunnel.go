@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -128,7 +127,7 @@ func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client s
 		return nil, &refusedError{msg: reply.Error}
 	}
 	_ = stream.SetDeadline(time.Time{})
-	return &bufferedStream{Stream: stream, r: br}, nil
+	return tunnelio.Buffered(stream, br), nil
 }
 
 // refusedError is the runner refusing a stream (undeclared service, or
@@ -136,17 +135,6 @@ func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client s
 type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return "runner refused: " + e.msg }
-
-// bufferedStream reads what dial's reader buffered first.
-type bufferedStream struct {
-	*yamux.Stream
-	r *bufio.Reader
-}
-
-func (b *bufferedStream) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-// CloseWrite half-closes: yamux's Close sends FIN and keeps reading.
-func (b *bufferedStream) CloseWrite() error { return b.Stream.Close() }
 
 // tunnelHandler serves RouteTunnel: a runner upgrades its connection and
 // the gateway runs the yamux server side on it until it closes.
@@ -166,7 +154,7 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 		_ = conn.Close()
 		return nil
 	}
-	sess, err := yamux.Server(tunnelio.NewCoalescer(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}),
+	sess, err := yamux.Server(tunnelio.NewCoalescer(tunnelio.Buffered(conn, rw.Reader)),
 		tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
 		_ = conn.Close()
@@ -215,7 +203,7 @@ func (s *Server) connectHandler(w http.ResponseWriter, r *http.Request, c caller
 	s.m.streams.WithLabelValues("ok").Inc()
 	s.audit(r.Context(), c.actor(), "service.connect", runner, service)
 	if err := writeSwitching(rw, protocol.StreamProtocol); err == nil {
-		s.splice(readWriteCloser{Reader: rw.Reader, Writer: conn, Closer: conn}, conn, stream)
+		s.buffers.Splice(tunnelio.Buffered(conn, rw.Reader), stream)
 	}
 	s.conns.untrack(conn)
 	_ = conn.Close()
@@ -247,32 +235,6 @@ func writeSwitching(rw *bufio.ReadWriter, proto string) error {
 		return err
 	}
 	return rw.Flush()
-}
-
-type readWriteCloser struct {
-	io.Reader
-	io.Writer
-	io.Closer
-}
-
-// splice copies both ways, passing half-closes on, until both are done.
-func (s *Server) splice(a io.ReadWriter, aConn net.Conn, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, _ = s.buffers.Copy(b, a)
-		closeWrite(b)
-	})
-	_, _ = s.buffers.Copy(a, b)
-	closeWrite(aConn)
-	wg.Wait()
-}
-
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
 }
 
 // checkDeclared refuses a stream to something the runner did not register

@@ -198,7 +198,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 			return
 		}
 		_ = stream.SetDeadline(time.Time{})
-		serveHTTPStream(&streamConn{Stream: stream, r: br}, a.docker)
+		serveHTTPStream(tunnelio.Buffered(stream, br), a.docker)
 		return
 	}
 	if router, ok := a.domains[req.Service]; ok && req.Kind == protocol.StreamHTTP {
@@ -206,7 +206,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 			return
 		}
 		_ = stream.SetDeadline(time.Time{})
-		serveHTTPStream(&streamConn{Stream: stream, r: br}, router)
+		serveHTTPStream(tunnelio.Buffered(stream, br), router)
 		return
 	}
 	addr, ok := a.cfg.Services[req.Service]
@@ -237,7 +237,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
-	a.splice(stream, br, target)
+	a.buffers.Splice(tunnelio.Buffered(stream, br), target)
 }
 
 func refuse(w io.Writer, msg string) { _ = writeJSONLine(w, protocol.StreamReply{Error: msg}) }
@@ -269,23 +269,6 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// splice copies both ways until both directions are done, passing each
-// half-close on: EOF from one side closes the other side's write half.
-func (a *Agent) splice(stream *yamux.Stream, streamReader io.Reader, target net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, _ = a.buffers.Copy(target, streamReader)
-		if tc, ok := target.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		} else {
-			_ = target.Close()
-		}
-	})
-	_, _ = a.buffers.Copy(stream, target)
-	_ = stream.Close() // yamux Close is a half-close: FIN, reads go on
-	wg.Wait()
-}
-
 // rotationSignal tells the tunnel that the certificate changed: changed
 // returns a channel closed at the next rotation.
 type rotationSignal struct {
@@ -310,14 +293,3 @@ func (r *rotationSignal) rotated() {
 	}
 	r.ch = make(chan struct{})
 }
-
-// streamConn reads what the request reader buffered first.
-type streamConn struct {
-	*yamux.Stream
-	r *bufio.Reader
-}
-
-func (c *streamConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// CloseWrite half-closes (yamux's Close sends FIN and keeps reading).
-func (c *streamConn) CloseWrite() error { return c.Stream.Close() }

@@ -1,4 +1,7 @@
-// Package tunnelio holds what both ends of a Leash tunnel put under yamux.
+// Package tunnelio holds the byte plumbing both ends of a Leash tunnel
+// share: the yamux configuration, the Coalescer under yamux, the adaptive
+// copy buffers and Splice that carry a stream, and Upgrade and Buffered
+// for byte streams opened by an HTTP Upgrade.
 //
 // yamux writes every data frame as two writes, its 12-byte header and then
 // its body. Over TLS that is two records and two system calls per frame;

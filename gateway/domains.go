@@ -16,6 +16,7 @@ import (
 
 	"github.com/leashpki/leash/gateway/domain"
 	"github.com/leashpki/leash/gateway/store"
+	"github.com/leashpki/leash/internal/tunnelio"
 	"github.com/leashpki/leash/protocol"
 	leashtls "github.com/leashpki/leash/tls"
 )
@@ -31,9 +32,10 @@ const domainRefresh = 2 * time.Second
 // domains serves the public listeners: Host → domain → the runner that
 // serves it (one runner per domain), behind the domain's client policy.
 type domains struct {
-	s  *Server
-	mu sync.RWMutex
-	by map[string]*servedDomain
+	s       *Server
+	buffers tunnelio.ProxyBuffers // the domain proxies' copy buffers
+	mu      sync.RWMutex
+	by      map[string]*servedDomain
 }
 
 type servedDomain struct {
@@ -165,7 +167,8 @@ func (ds *domains) transport(d protocol.Domain) *http.Transport {
 func (ds *domains) proxy(d protocol.Domain, tr *http.Transport) http.Handler {
 	target := &url.URL{Scheme: "http", Host: d.Name}
 	return &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: &ds.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host

@@ -55,6 +55,8 @@ type Agent struct {
 	docker    *dockerproxy.Proxy // nil unless the config offers Docker
 	keepAlive time.Duration
 	buffers   tunnelio.Buffers
+	// proxyBuffers serve the domain routes' reverse proxies.
+	proxyBuffers tunnelio.ProxyBuffers
 }
 
 // Option configures an Agent.
@@ -114,7 +116,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.domains = map[string]*domainRouter{}
 	for name, routes := range cfg.Domains {
-		d, err := compileDomain(name, routes)
+		d, err := compileDomain(name, routes, &a.proxyBuffers)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}

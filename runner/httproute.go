@@ -67,16 +67,25 @@ type compiledRoute struct {
 type domainRouter struct {
 	name   string
 	routes []compiledRoute
+	// passThrough is set when the domain is one route that takes every
+	// request to a plain-HTTP target as it comes: no methods, no path, no
+	// Host override. Then nothing on the runner needs to read the
+	// requests, and a stream is spliced to a connection to the target
+	// (network, address) instead of being served and proxied again.
+	passThrough *[2]string
 }
 
-func compileDomain(name string, routes []Route) (*domainRouter, error) {
+func compileDomain(name string, routes []Route, buffers httputil.BufferPool) (*domainRouter, error) {
 	d := &domainRouter{name: name}
+	if len(routes) == 1 {
+		d.passThrough = passThroughTarget(routes[0])
+	}
 	for i, r := range routes {
 		if err := r.validate(); err != nil {
 			return nil, fmt.Errorf("domains.%s[%d]: %w", name, i, err)
 		}
 		re, _ := regexp.Compile(r.Path)
-		proxy, err := reverseProxy(r)
+		proxy, err := reverseProxy(r, buffers)
 		if err != nil {
 			return nil, fmt.Errorf("domains.%s[%d]: %w", name, i, err)
 		}
@@ -103,12 +112,12 @@ func (d *domainRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // apart from the Host header and hop-by-hop headers. WebSocket upgrades
 // and server-sent events pass through (ReverseProxy flushes
 // text/event-stream at once).
-func reverseProxy(r Route) (*httputil.ReverseProxy, error) {
+func reverseProxy(r Route, buffers httputil.BufferPool) (*httputil.ReverseProxy, error) {
 	u, err := url.Parse(r.Target)
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, TLSHandshakeTimeout: 10 * time.Second}
 	dest := *u
 	if u.Scheme == "unix" {
@@ -131,7 +140,8 @@ func reverseProxy(r Route) (*httputil.ReverseProxy, error) {
 	}
 	host := r.Host
 	return &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(&dest)
 			pr.Out.Host = pr.In.Host // the application sees its public name
@@ -147,6 +157,31 @@ func reverseProxy(r Route) (*httputil.ReverseProxy, error) {
 			http.Error(w, "the runner could not reach the application: "+err.Error(), http.StatusBadGateway)
 		},
 	}, nil
+}
+
+// passThroughTarget returns the (network, address) to splice streams to
+// when r takes every request unchanged to a plain-HTTP target, else nil.
+// The gateway has already removed hop-by-hop headers and set
+// X-Forwarded-*, which the proxied path would also pass on as they are.
+func passThroughTarget(r Route) *[2]string {
+	if len(r.Methods) > 0 || r.Path != "" || r.Host != "" {
+		return nil
+	}
+	u, err := url.Parse(r.Target)
+	if err != nil || u.RawQuery != "" {
+		return nil
+	}
+	switch {
+	case u.Scheme == "unix" && u.Path != "":
+		return &[2]string{"unix", u.Path}
+	case u.Scheme == "http" && (u.Path == "" || u.Path == "/"):
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "80")
+		}
+		return &[2]string{"tcp", host}
+	}
+	return nil
 }
 
 // serveHTTPStream serves HTTP/1.1 on one tunnel stream for a domain, the

@@ -202,6 +202,10 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		return
 	}
 	if router, ok := a.domains[req.Service]; ok && req.Kind == protocol.StreamHTTP {
+		if pt := router.passThrough; pt != nil {
+			a.spliceTo(ctx, stream, br, pt[0], pt[1], "domain "+req.Service)
+			return
+		}
 		if err := writeJSONLine(stream, protocol.StreamReply{OK: true}); err != nil {
 			return
 		}
@@ -226,10 +230,16 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 		refuse(stream, fmt.Sprintf("service %q is not declared by runner %s", req.Service, a.cfg.Name))
 		return
 	}
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1} // a loopback service; the tunnel has its own keepalive
-	target, err := d.DialContext(ctx, "tcp", addr)
+	a.spliceTo(ctx, stream, br, "tcp", addr, fmt.Sprintf("service %q", req.Service))
+}
+
+// spliceTo dials a local target, answers the stream's request and carries
+// bytes both ways until both ends are done.
+func (a *Agent) spliceTo(ctx context.Context, stream *yamux.Stream, br *bufio.Reader, network, addr, what string) {
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1} // a local target; the tunnel has its own keepalive
+	target, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		refuse(stream, fmt.Sprintf("service %q: %v", req.Service, err))
+		refuse(stream, fmt.Sprintf("%s: %v", what, err))
 		return
 	}
 	defer func() { _ = target.Close() }()

@@ -65,6 +65,7 @@ func app(t *testing.T, sseStep chan struct{}) *httptest.Server {
 			return
 		}
 		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
 		for {
 			typ, msg, err := c.Read(r.Context())
 			if err != nil {
@@ -97,6 +98,9 @@ func TestHTTPDomain(t *testing.T) {
 	gw := h.StartGateway(t)
 	r := h.StartRunner(t, gw, "web-1", testharness.RunnerOptions{Domains: map[string][]runner.Route{
 		"app.test": {{Target: backend.URL, Path: "^/api/", Host: "internal.app"}, {Target: backend.URL}},
+		// One catch-all route: the runner splices streams to the app
+		// instead of proxying each request again.
+		"pass.test": {{Target: backend.URL}},
 	}})
 	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
 	op := h.Client(t, ca.ProfileOperator, "alice")
@@ -108,47 +112,20 @@ func TestHTTPDomain(t *testing.T) {
 		}
 	}
 	setDomain(`{"max_body_bytes": 16777216}`)
+	if status, answer, err := op.Raw(http.MethodPut, gw.APIURL+"/v1/domains/pass.test", "application/json", `{"runner":"web-1"}`); err != nil || status != http.StatusOK {
+		t.Fatalf("set domain: %d %s %v", status, answer, err)
+	}
 
 	public := gw.Server.PublicAddr().String()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", public)
 	}}}
 	t.Cleanup(client.CloseIdleConnections)
+	for _, host := range []string{"app.test", "pass.test"} {
+		t.Run(host, func(t *testing.T) { domainTraffic(t, client, "http://"+host, sseStep) })
+	}
 	url := "http://app.test"
 
-	t.Run("large download", func(t *testing.T) {
-		resp, err := client.Get(url + "/big")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		got := sha256.New()
-		n, _ := io.Copy(got, resp.Body)
-		want := sha256.New()
-		_, _ = io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{7}), 5<<20))
-		if n != 5<<20 || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-			t.Fatalf("downloaded %d bytes, digest equal %v", n, bytes.Equal(got.Sum(nil), want.Sum(nil)))
-		}
-	})
-	t.Run("chunked upload echo", func(t *testing.T) {
-		payload := bytes.Repeat([]byte("0123456789abcdef"), 512<<10) // 8 MiB
-		pr, pw := io.Pipe()
-		go func() {
-			for chunk := range slices.Chunk(payload, 100_000) {
-				_, _ = pw.Write(chunk)
-			}
-			_ = pw.Close()
-		}()
-		resp, err := client.Post(url+"/echo", "application/octet-stream", pr) // no length: chunked
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		back, _ := io.ReadAll(resp.Body)
-		if !bytes.Equal(back, payload) || resp.Header.Get("X-Seen-Host") != "app.test" || resp.Header.Get("X-Seen-For") != "127.0.0.1" {
-			t.Fatalf("echo: %d bytes, host %q, for %q", len(back), resp.Header.Get("X-Seen-Host"), resp.Header.Get("X-Seen-For"))
-		}
-	})
 	t.Run("runner-side route with host override", func(t *testing.T) {
 		resp, err := client.Get(url + "/api/x")
 		if err != nil {
@@ -158,22 +135,6 @@ func TestHTTPDomain(t *testing.T) {
 		_ = resp.Body.Close()
 		if string(b) != "api route, host internal.app" {
 			t.Fatalf("api route: %q", b)
-		}
-	})
-	t.Run("server-sent events arrive one by one", func(t *testing.T) {
-		resp, err := client.Get(url + "/sse")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		br := bufio.NewReader(resp.Body)
-		for i := range 3 {
-			line, err := br.ReadString('\n')
-			if err != nil || line != fmt.Sprintf("data: event %d\n", i) {
-				t.Fatalf("event %d: %q %v", i, line, err)
-			}
-			_, _ = br.ReadString('\n')
-			sseStep <- struct{}{} // the app sends the next only now: nothing was buffered
 		}
 	})
 
@@ -245,14 +206,91 @@ func TestHTTPDomain(t *testing.T) {
 	}
 
 	var list protocol.DomainList
-	if status := op.Do(t, http.MethodGet, gw.APIURL+"/v1/domains", nil, &list); status != http.StatusOK || len(list.Domains) != 1 {
+	if status := op.Do(t, http.MethodGet, gw.APIURL+"/v1/domains", nil, &list); status != http.StatusOK || len(list.Domains) != 2 {
 		t.Fatalf("domain list: %d %+v", status, list)
 	}
+	i := slices.IndexFunc(list.Domains, func(d protocol.Domain) bool { return d.Name == "app.test" })
 	var pol map[string]any
-	_ = json.Unmarshal(list.Domains[0].Policy, &pol)
-	if pol["stealth"] != true {
-		t.Errorf("listed policy %v", pol)
+	if i >= 0 {
+		_ = json.Unmarshal(list.Domains[i].Policy, &pol)
 	}
+	if pol["stealth"] != true {
+		t.Errorf("listed domains %+v: app.test's policy %v", list.Domains, pol)
+	}
+}
+
+// domainTraffic sends the app's traffic kinds through a domain: a large
+// download, a chunked upload echoed back, server-sent events one by one
+// and a WebSocket echo.
+func domainTraffic(t *testing.T, client *http.Client, url string, sseStep chan struct{}) {
+	t.Run("large download", func(t *testing.T) {
+		resp, err := client.Get(url + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		got := sha256.New()
+		n, _ := io.Copy(got, resp.Body)
+		want := sha256.New()
+		_, _ = io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{7}), 5<<20))
+		if n != 5<<20 || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+			t.Fatalf("downloaded %d bytes, digest equal %v", n, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+		}
+	})
+	t.Run("chunked upload echo", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("0123456789abcdef"), 512<<10) // 8 MiB
+		pr, pw := io.Pipe()
+		go func() {
+			for chunk := range slices.Chunk(payload, 100_000) {
+				_, _ = pw.Write(chunk)
+			}
+			_ = pw.Close()
+		}()
+		resp, err := client.Post(url+"/echo", "application/octet-stream", pr) // no length: chunked
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		back, _ := io.ReadAll(resp.Body)
+		if !bytes.Equal(back, payload) || resp.Header.Get("X-Seen-Host") != strings.TrimPrefix(url, "http://") || resp.Header.Get("X-Seen-For") != "127.0.0.1" {
+			t.Fatalf("echo: %d bytes, host %q, for %q", len(back), resp.Header.Get("X-Seen-Host"), resp.Header.Get("X-Seen-For"))
+		}
+	})
+	t.Run("server-sent events arrive one by one", func(t *testing.T) {
+		resp, err := client.Get(url + "/sse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		br := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			line, err := br.ReadString('\n')
+			if err != nil || line != fmt.Sprintf("data: event %d\n", i) {
+				t.Fatalf("event %d: %q %v", i, line, err)
+			}
+			_, _ = br.ReadString('\n')
+			sseStep <- struct{}{} // the app sends the next only now: nothing was buffered
+		}
+	})
+
+	t.Run("websocket echo", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1)+"/ws", &websocket.DialOptions{HTTPClient: client})
+		if err != nil {
+			t.Fatalf("websocket through the domain: %v", err)
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(1 << 20)
+		for _, msg := range []string{"one", strings.Repeat("big", 100_000)} {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := ws.Read(ctx); err != nil || string(got) != msg {
+				t.Fatalf("websocket echo of %d bytes: %d bytes back, %v", len(msg), len(got), err)
+			}
+		}
+	})
 }
 
 // TestHTTPDomainWriteTimeout: a domain's write timeout cuts a response that

@@ -45,6 +45,12 @@ type gatewayFile struct {
 	Expose            []string      `yaml:"expose"`
 	PublicCerts       []string      `yaml:"public_certs"`
 	DomainsDir        string        `yaml:"domains_dir"`
+	ACMEDirectory     string        `yaml:"acme_directory"`
+	ACMEEmail         string        `yaml:"acme_email"`
+	ACMECARoots       string        `yaml:"acme_ca_roots"`
+	ACMEAgreeTOS      bool          `yaml:"acme_agree_tos"`
+	ACMEEABKeyID      string        `yaml:"acme_eab_key_id"`
+	ACMEEABMACKeyFile string        `yaml:"acme_eab_mac_key_file"`
 }
 
 func (r *runtime) gatewayCommand() *ucli.Command {
@@ -58,6 +64,12 @@ func (r *runtime) gatewayCommand() *ucli.Command {
 (loopback only); --tls-cert/--tls-key → HTTPS; plus --tls-client-ca → mTLS.
 --mode mtls without files uses the embedded CA for both the server
 certificate (issued and renewed in-process) and client verification.
+
+The HTTP domains' HTTPS certificates (--public-tls-listen) come from
+--public-cert files by SNI first, then, on demand and for served domains
+only, from the ACME CA given by --acme-directory (http-01 answered on
+--public-listen, tls-alpn-01 on --public-tls-listen) or, without it, from
+the embedded CA.
 
 Settings come from flags, then LEASH_* variables, then --config (YAML,
 keys as the flags in snake_case), then defaults. Logs are JSON on stderr.`,
@@ -84,7 +96,7 @@ func gatewayFlags() []ucli.Flag {
 		str("enroll-listen", "enrollment address, or off (default "+gateway.DefaultEnrollListen+")"),
 		str("metrics-listen", "separate mTLS /metrics address for Prometheus (optional)"),
 		str("public-listen", "HTTP address serving the HTTP domains (optional)"),
-		str("public-tls-listen", "HTTPS address serving the HTTP domains, certificates from the embedded CA (optional)"),
+		str("public-tls-listen", "HTTPS address serving the HTTP domains, certificates from --public-cert files, then ACME or the embedded CA (optional)"),
 		str("mode", "plain, https or mtls (default: derived from the certificate flags)"),
 		str("tls-cert", "server certificate chain PEM (default: issued by the embedded CA)"),
 		str("tls-key", "server key PEM"),
@@ -97,7 +109,13 @@ func gatewayFlags() []ucli.Flag {
 		dur("offline-after", "a runner is offline after this long without a heartbeat (default 10s)"),
 		dur("job-lease", "how long a claimed job stays leased before it is queued again (default 2m)"),
 		str("log-level", "debug, info, warn or error (default info)"),
-		&ucli.StringSliceFlag{Name: "public-cert", Usage: "certificate for HTTP domains, CERT.pem:KEY.pem, chosen by SNI before the embedded CA (repeatable)", EnvVars: []string{"LEASH_PUBLIC_CERTS"}},
+		&ucli.StringSliceFlag{Name: "public-cert", Usage: "certificate for HTTP domains, CERT.pem:KEY.pem, chosen by SNI before ACME or the embedded CA (repeatable)", EnvVars: []string{"LEASH_PUBLIC_CERTS"}},
+		str("acme-directory", "ACME directory URL (https://): public certificates from this CA instead of the embedded CA, on demand for served domains"),
+		str("acme-email", "contact email of the ACME account (optional)"),
+		str("acme-ca-roots", "PEM roots for a private ACME CA's HTTPS certificate (default: system roots)"),
+		&ucli.BoolFlag{Name: "acme-agree-tos", Usage: "agree to the ACME CA's terms of service (required with --acme-directory)", EnvVars: env("acme-agree-tos")},
+		str("acme-eab-key-id", "external account binding key id, for CAs that require one"),
+		str("acme-eab-mac-key-file", "file holding the base64url external account binding HMAC key"),
 		&ucli.StringSliceFlag{Name: "expose", Usage: "publish a runner's declared service on a gateway port: LISTEN=RUNNER/SERVICE (repeatable)", EnvVars: []string{"LEASH_EXPOSE"}},
 		&ucli.BoolFlag{Name: "allow-insecure-remote", Usage: "allow plain mode on a non-loopback address", EnvVars: env("allow-insecure-remote")},
 	}
@@ -121,7 +139,8 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	strs := map[string]*string{"id": &f.ID, "listen": &f.Listen, "enroll-listen": &f.EnrollListen,
 		"metrics-listen": &f.MetricsListen, "public-listen": &f.PublicListen, "public-tls-listen": &f.PublicTLSListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
 		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL, "domains-dir": &f.DomainsDir,
-		"log-level": &f.LogLevel}
+		"log-level": &f.LogLevel, "acme-directory": &f.ACMEDirectory, "acme-email": &f.ACMEEmail, "acme-ca-roots": &f.ACMECARoots,
+		"acme-eab-key-id": &f.ACMEEABKeyID, "acme-eab-mac-key-file": &f.ACMEEABMACKeyFile}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)
@@ -154,6 +173,9 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	if c.IsSet("allow-insecure-remote") {
 		f.AllowInsecure = c.Bool("allow-insecure-remote")
 	}
+	if c.IsSet("acme-agree-tos") {
+		f.ACMEAgreeTOS = c.Bool("acme-agree-tos")
+	}
 	mode := leashtls.Mode(f.Mode)
 	if f.Mode != "" {
 		m, err := leashtls.ParseMode(f.Mode)
@@ -165,7 +187,9 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	cfg := gateway.Config{ID: f.ID, Version: version, Listen: f.Listen, EnrollListen: f.EnrollListen,
 		MetricsListen: f.MetricsListen, PublicListen: f.PublicListen, PublicTLSListen: f.PublicTLSListen, Mode: mode, TLSCert: f.TLSCert, TLSKey: f.TLSKey, TLSClientCA: f.TLSClientCA,
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
-		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts, DomainsDir: f.DomainsDir}
+		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts, DomainsDir: f.DomainsDir,
+		ACME: gateway.ACMEConfig{Directory: f.ACMEDirectory, Email: f.ACMEEmail, CARoots: f.ACMECARoots, AgreeTOS: f.ACMEAgreeTOS,
+			EABKeyID: f.ACMEEABKeyID, EABMACKeyFile: f.ACMEEABMACKeyFile}}
 	switch f.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,13 +24,21 @@ type Config struct {
 	MetricsListen string // optional separate metrics listener (mTLS, MetricsClientCA)
 	// PublicListen and PublicTLSListen serve the HTTP domains (plain HTTP
 	// and HTTPS with SNI); empty: off. HTTPS certificates for the domains
-	// are issued on demand by the embedded CA, for served domains only.
+	// are obtained on demand, at the first handshake, for served domains
+	// only: from the ACME CA when ACME.Directory is set, otherwise from
+	// the embedded CA.
 	PublicListen    string
 	PublicTLSListen string
 	// PublicCerts are certificate files for the HTTP domains, each
 	// "CERT.pem:KEY.pem", chosen by SNI from their DNS names (wildcards
-	// included) before the embedded CA issues one; re-read when changed.
+	// included) before ACME or the embedded CA issues one; re-read when
+	// changed.
 	PublicCerts []string
+	// ACME, when ACME.Directory is set, obtains the public certificates
+	// from that ACME CA instead of the embedded CA, answering http-01 on
+	// PublicListen and tls-alpn-01 on PublicTLSListen; the account and the
+	// certificates live in the store, shared by the replicas.
+	ACME ACMEConfig
 	// DomainsDir, when set, is a directory of domain files (YAML or JSON:
 	// name, runner, policy) kept in sync with the store (GitOps).
 	DomainsDir string
@@ -171,6 +181,7 @@ func (c Config) Validate() error {
 	if len(c.PublicCerts) > 0 && c.PublicTLSListen == "" {
 		add("public certs are set but there is no public TLS listener")
 	}
+	errs = append(errs, c.ACME.problems(c.PublicTLSListen != "")...)
 	seen := map[string]bool{}
 	for _, e := range c.Expose {
 		if err := e.validate(); err != nil {
@@ -204,4 +215,60 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ACMEConfig points the public listeners at an ACME CA. Zero: off.
+type ACMEConfig struct {
+	// Directory is the CA's directory URL (https://).
+	Directory string
+	// Email is the account's contact address (optional; the CA may use it
+	// for expiry notices).
+	Email string
+	// CARoots is a PEM file of roots that the CA's HTTPS certificate
+	// chains to (a private ACME CA); empty: the system roots.
+	CARoots string
+	// AgreeTOS records that the operator agreed to the CA's terms of
+	// service; required, since the gateway registers the account unattended.
+	AgreeTOS bool
+	// EABKeyID and EABMACKeyFile bind the account to an external account
+	// at CAs that require it: the key id and a file holding the
+	// base64url-encoded HMAC key.
+	EABKeyID      string
+	EABMACKeyFile string
+}
+
+// Enabled reports whether ACME is configured.
+func (a ACMEConfig) Enabled() bool { return a.Directory != "" }
+
+// problems lists what is wrong with a; tlsListener tells whether a public
+// TLS listener is configured.
+func (a ACMEConfig) problems(tlsListener bool) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !a.Enabled() {
+		if a != (ACMEConfig{}) {
+			add("acme settings are given but no acme directory: set the ACME CA's directory URL")
+		}
+		return errs
+	}
+	if u, err := url.Parse(a.Directory); err != nil {
+		add("acme directory %q: %w", a.Directory, err)
+	} else if u.Scheme != "https" || u.Host == "" {
+		add("acme directory %q: want an https:// URL", a.Directory)
+	}
+	if !tlsListener {
+		add("an acme directory is set but there is no public TLS listener to serve its certificates")
+	}
+	if !a.AgreeTOS {
+		add("acme: agree to the ACME CA's terms of service (acme agree tos): the gateway registers its account unattended")
+	}
+	if a.Email != "" {
+		if m, err := mail.ParseAddress(a.Email); err != nil || m.Address != a.Email {
+			add("acme email %q is not an email address", a.Email)
+		}
+	}
+	if (a.EABKeyID == "") != (a.EABMACKeyFile == "") {
+		add("acme eab key id and eab mac key file go together: set both or neither")
+	}
+	return errs
 }

@@ -260,10 +260,6 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.publicLn != nil {
-		servers = append(servers, s.publicServer(nil))
-		lns = append(lns, s.publicLn)
-	}
 	if s.publicTLSLn != nil {
 		pc, err := s.onDemandCerts()
 		if err != nil {
@@ -271,8 +267,12 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.publicCerts = pc
-		servers = append(servers, s.publicServer(pc))
+		servers = append(servers, s.publicServer(pc, true))
 		lns = append(lns, s.publicTLSLn)
+	}
+	if s.publicLn != nil {
+		servers = append(servers, s.publicServer(s.publicCerts, false))
+		lns = append(lns, s.publicLn)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, srv := range servers {
@@ -400,13 +400,16 @@ func (s *Server) metricsServer() (*http.Server, error) {
 		WriteTimeout: 30 * time.Second, ErrorLog: log.New(&handshakeLog{s: s}, "", 0)}, nil
 }
 
-// publicServer serves the HTTP domains; certs nil means plain HTTP.
-func (s *Server) publicServer(certs *serverCerts) *http.Server {
+// publicServer serves the HTTP domains over TLS with certs, or over plain
+// HTTP, where certs (nil without a TLS listener) may answer ACME http-01.
+func (s *Server) publicServer(certs *serverCerts, useTLS bool) *http.Server {
 	srv := &http.Server{Handler: s.domains, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.New(&handshakeLog{s: s, quiet: true}, "", 0)}
-	if certs != nil {
+	if useTLS {
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"h2", "http/1.1"}}
+			NextProtos: certs.nextProtos()}
+	} else {
+		srv.Handler = certs.publicHandler(s.domains)
 	}
 	return srv
 }

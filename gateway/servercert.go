@@ -25,9 +25,10 @@ import (
 // CA and kept in the store, so that replicas share it and renew it once.
 type serverCerts struct {
 	get   func(*tls.ClientHelloInfo) (*tls.Certificate, error)
-	files *leashtls.FileSource // file mode
-	cache *certmagic.Cache     // managed mode
-	sni   *sniCerts            // public listener: files chosen by SNI
+	files *leashtls.FileSource  // file mode
+	cache *certmagic.Cache      // managed mode
+	sni   *sniCerts             // public listener: files chosen by SNI
+	acme  *certmagic.ACMEIssuer // public listener: ACME instead of the embedded CA
 	hosts []string
 }
 
@@ -140,8 +141,10 @@ type fakeLocalConn struct {
 func (c fakeLocalConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: c.ip, Port: 443} }
 
 // onDemandCerts issues certificates for the HTTP domains at their first
-// TLS handshake, from the embedded CA, for served domains only, kept in
-// the store like the gateway's own.
+// TLS handshake, for served domains only, kept in the store like the
+// gateway's own: from the ACME CA when one is configured, otherwise from
+// the embedded CA. Certificate files cover their names first (acme.go
+// has the whole order).
 func (s *Server) onDemandCerts() (*serverCerts, error) {
 	zl := zapToSlog(s.log.With("component", "certmagic-public"))
 	var cfg *certmagic.Config
@@ -151,7 +154,6 @@ func (s *Server) onDemandCerts() (*serverCerts, error) {
 	})
 	cfg = certmagic.New(cache, certmagic.Config{
 		Storage: newBlobStorage(s.st, s.cfg.ID, s.now),
-		Issuers: []certmagic.Issuer{&caIssuer{ca: s.ca, log: s.log}},
 		Logger:  zl,
 		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: func(_ context.Context, name string) error {
 			if !s.domains.has(name) {
@@ -160,22 +162,36 @@ func (s *Server) onDemandCerts() (*serverCerts, error) {
 			return nil
 		}},
 	})
-	get := cfg.GetCertificate
+	out := &serverCerts{get: cfg.GetCertificate, cache: cache}
+	if s.cfg.ACME.Enabled() {
+		iss, err := s.acmeIssuer(cfg, zl)
+		if err != nil {
+			cache.Stop()
+			return nil, err
+		}
+		cfg.Issuers = []certmagic.Issuer{iss}
+		out.acme = iss
+	} else {
+		cfg.Issuers = []certmagic.Issuer{&caIssuer{ca: s.ca, log: s.log}}
+	}
 	if len(s.cfg.PublicCerts) > 0 {
 		files, err := newSNICerts(s.cfg.PublicCerts, s.log)
 		if err != nil {
 			cache.Stop()
 			return nil, err
 		}
-		get = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		out.sni = files
+		out.get = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if out.acme != nil && isACMEChallenge(hello) {
+				return cfg.GetCertificate(hello)
+			}
 			if c := files.match(hello.ServerName); c != nil {
 				return c, nil
 			}
 			return cfg.GetCertificate(hello)
 		}
-		return &serverCerts{get: get, cache: cache, sni: files}, nil
 	}
-	return &serverCerts{get: get, cache: cache}, nil
+	return out, nil
 }
 
 // sniCerts are certificate files chosen by SNI.

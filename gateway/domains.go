@@ -158,6 +158,7 @@ func (ds *domains) transport(d protocol.Domain) *http.Transport {
 			return ds.s.tunnels.dialKind(ctx, d.Runner, protocol.StreamHTTP, d.Name, "https://"+d.Name)
 		},
 		MaxIdleConnsPerHost:   64,
+		DisableCompression:    true, // a proxy passes Accept-Encoding and bodies on as they are
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 0, // long polls and SSE may wait
 		ExpectContinueTimeout: time.Second,

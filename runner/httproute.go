@@ -117,7 +117,7 @@ func reverseProxy(r Route, buffers httputil.BufferPool) (*httputil.ReverseProxy,
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second,
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, TLSHandshakeTimeout: 10 * time.Second}
 	dest := *u
 	if u.Scheme == "unix" {

@@ -153,13 +153,17 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(HeaderTransactionID, txid)
 	client, problem := clientAddr(peer, r.Header, c.forwarders)
 
-	log := l.log.With("transaction_id", txid, "client_ip", addrString(client), "peer", r.RemoteAddr)
+	// The request's logger is built only when something is logged: most
+	// requests log nothing, and With formats its attributes at once.
+	log := func() *slog.Logger {
+		return l.log.With("transaction_id", txid, "client_ip", addrString(client), "peer", r.RemoteAddr)
+	}
 	if replaced {
-		log.Debug(LogTxID, "trusted_peer", trustedPeer)
+		log().Debug(LogTxID, "trusted_peer", trustedPeer)
 	}
 	refuse := func(reason Reason, status int, attrs ...any) {
 		stealth := c.src.Stealth && status != http.StatusTooManyRequests && status != http.StatusRequestEntityTooLarge
-		log.Info(LogRefused, append([]any{"reason", string(reason), "status", status, "stealth", stealth,
+		log().Info(LogRefused, append([]any{"reason", string(reason), "status", status, "stealth", stealth,
 			"method", r.Method, "path", r.URL.Path}, attrs...)...)
 		switch {
 		case stealth:
@@ -229,7 +233,7 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if limit := c.src.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		w = limitBody(w, r2, limit, func() {
-			log.Info(LogRefused, "reason", string(ReasonBodyTooLarge), "status", http.StatusRequestEntityTooLarge,
+			log().Info(LogRefused, "reason", string(ReasonBodyTooLarge), "status", http.StatusRequestEntityTooLarge,
 				"stealth", false, "method", r.Method, "path", r.URL.Path, "streamed", true, "max_body_bytes", limit)
 		})
 	}

@@ -215,6 +215,12 @@ func (r *runtime) gatewayServe(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if f.DatabaseURL == "" {
+		// 'leash --database-url … gateway serve': the global flag, which
+		// the CA commands use too.
+		lineage := c.Lineage()
+		f.DatabaseURL = lineage[len(lineage)-1].String("database-url")
+	}
 	log := jsonLogger(c.App.ErrWriter, f.LogLevel)
 	authority, st, closeAll, err := r.openGatewayCA(c, f.DatabaseURL, log)
 	if err != nil {

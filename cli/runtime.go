@@ -13,7 +13,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/leashpki/leash/ca"
-	"github.com/leashpki/leash/gateway/store/sqlitestore"
 	"github.com/leashpki/leash/internal/keyfile"
 )
 
@@ -42,6 +41,8 @@ func (r *runtime) globalFlags() []ucli.Flag {
 			EnvVars: []string{"LEASH_DATA_DIR"}, Value: defaultDataDir()},
 		&ucli.StringFlag{Name: "password-file", Usage: "file holding the CA key password (must be mode 0600 or 0400)",
 			EnvVars: []string{"LEASH_CA_PASSWORD_FILE"}},
+		&ucli.StringFlag{Name: "database-url", Usage: "postgres://… store the CA commands (cert, token, ca crl) work on, the gateway's; default the SQLite file in --data-dir",
+			EnvVars: []string{"LEASH_DATABASE_URL"}},
 	}
 }
 
@@ -88,9 +89,11 @@ func (r *runtime) openCA(c *ucli.Context) (*ca.Authority, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlitestore.Open(c.Context, dbPath(c), sqlitestore.WithLogger(r.env.Logger))
+	// The same store as the gateway's: tokens, certificates and
+	// revocations made here must be the ones the gateway sees.
+	st, err := openStore(c.Context, c, c.String("database-url"), r.env.Logger)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open database: %w", err)
+		return nil, nil, err
 	}
 	a, err := ca.Open(ca.Config{Dir: dir, Password: pw}, st, ca.WithLogger(r.env.Logger))
 	if err != nil {

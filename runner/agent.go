@@ -237,7 +237,7 @@ func (a *Agent) identity(ctx context.Context) (identity, error) {
 	switch {
 	case err == nil:
 		if na := id.cert.Leaf.NotAfter; !a.now().Before(na) {
-			return identity{}, fmt.Errorf("%w: the certificate in %s expired at %s; the runner needs a new enrollment token: create one with 'leash token create %s', set LEASH_TOKEN and remove %s",
+			return identity{}, fmt.Errorf("%w: the certificate in %s expired at %s; the runner needs a new enrollment token: create one with 'leash token create --name %s', set LEASH_TOKEN and remove %s",
 				ErrNeedToken, a.cfg.StateDir, na.UTC().Format(time.RFC3339), a.cfg.Name, identityFile)
 		}
 		a.log.Info("identity loaded", "runner", a.cfg.Name, "serial", id.cert.Leaf.SerialNumber.String(),
@@ -276,7 +276,7 @@ func (a *Agent) token() (string, error) {
 		token = string(bytes.TrimSpace(b))
 	}
 	if token == "" {
-		return "", fmt.Errorf("%w: no identity in %s and no enrollment token: create one with 'leash token create %s' and pass it as LEASH_TOKEN or -token-file",
+		return "", fmt.Errorf("%w: no identity in %s and no enrollment token: create one with 'leash token create --name %s' and pass it as LEASH_TOKEN or -token-file",
 			ErrNeedToken, a.cfg.StateDir, a.cfg.Name)
 	}
 	return token, nil

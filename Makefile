@@ -16,7 +16,7 @@ LDFLAGS     := -s -w -X github.com/leashpki/leash/cli.version=$(VERSION)
 # Fuzz targets: package:target, one go test -fuzz run each.
 FUZZ_TARGETS := ./ca:FuzzParseCSR ./ca:FuzzParseCerts ./ca:FuzzEnrollToken ./cli:FuzzParseObjects ./protocol:FuzzParseTokenHints
 
-.PHONY: all build test unit fuzz run lint bench clean
+.PHONY: all build test unit fuzz run lint bench clean release
 
 all: build
 
@@ -54,3 +54,13 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+## release: every target's binaries, archives, .deb/.rpm, Homebrew formula,
+## SHA256SUMS and its minisign signature into $(OUT). KEY is the minisign
+## secret key (make one with: go run ./internal/release/cmd/release keygen);
+## without KEY a throwaway key is generated into $(OUT) - not for publishing.
+OUT ?= dist
+KEY ?=
+release:
+	@if [ -z "$(KEY)" ]; then echo "release: no KEY given; signing with a throwaway key generated into $(OUT)"; fi
+	$(GO) run ./internal/release/cmd/release build -version $(VERSION) -out $(OUT) $(if $(KEY),-key $(KEY),-throwaway-key)

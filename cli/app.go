@@ -55,6 +55,7 @@ func NewApp(env Env) *ucli.App {
 			r.dockerCommand(),
 			r.gatewayCommand(),
 			r.devCommand(),
+			r.verifyCommand(),
 		},
 		// Errors are printed once, by Run, not by urfave's default handler.
 		ExitErrHandler: func(*ucli.Context, error) {},

@@ -101,10 +101,7 @@ func startDaemon(ctx context.Context) (d *daemon, err error) {
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Dir = dir
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	// Its own process group: a ^C at the terminal reaches the test
-	// binary, which then stops the engine through Run, rather than
-	// reaching dockerd directly.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d.cmd.SysProcAttr = ownProcessGroup()
 	began := time.Now()
 	if err := d.cmd.Start(); err != nil {
 		_ = logFile.Close()

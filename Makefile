@@ -14,7 +14,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X github.com/leashpki/leash/cli.version=$(VERSION)
 
 # Fuzz targets: package:target, one go test -fuzz run each.
-FUZZ_TARGETS := ./ca:FuzzParseCSR ./ca:FuzzParseCerts ./ca:FuzzEnrollToken ./cli:FuzzParseObjects ./protocol:FuzzParseTokenHints
+FUZZ_TARGETS := ./ca:FuzzParseCSR ./ca:FuzzParseCerts ./ca:FuzzEnrollToken ./cli:FuzzParseObjects ./protocol:FuzzParseTokenHints ./gateway/ui:FuzzValidPrefix
 
 .PHONY: all build test unit fuzz run lint bench clean release
 

@@ -51,6 +51,10 @@ type gatewayFile struct {
 	ACMEAgreeTOS      bool          `yaml:"acme_agree_tos"`
 	ACMEEABKeyID      string        `yaml:"acme_eab_key_id"`
 	ACMEEABMACKeyFile string        `yaml:"acme_eab_mac_key_file"`
+	UI                bool          `yaml:"ui"`
+	UIPrefix          string        `yaml:"ui_prefix"`
+	UITrustedProxies  []string      `yaml:"ui_trusted_proxies"`
+	UIRunnerBinary    string        `yaml:"ui_runner_binary"`
 }
 
 func (r *runtime) gatewayCommand() *ucli.Command {
@@ -117,6 +121,10 @@ func gatewayFlags() []ucli.Flag {
 		str("acme-eab-key-id", "external account binding key id, for CAs that require one"),
 		str("acme-eab-mac-key-file", "file holding the base64url external account binding HMAC key"),
 		&ucli.StringSliceFlag{Name: "expose", Usage: "publish a runner's declared service on a gateway port: LISTEN=RUNNER/SERVICE (repeatable)", EnvVars: []string{"LEASH_EXPOSE"}},
+		&ucli.BoolFlag{Name: "ui", Usage: "serve the browser UI under /ui/ on the API listener, for a reverse proxy with a ui-proxy certificate (mtls mode)", EnvVars: env("ui")},
+		str("ui-prefix", "path prefix of the UI's links when the proxy sends no trusted X-Forwarded-Prefix (default /ui)"),
+		&ucli.StringSliceFlag{Name: "ui-trusted-proxies", Usage: "CIDRs whose X-Forwarded-Proto/-Host/-Prefix the UI honours (repeatable or comma-separated)", EnvVars: env("ui-trusted-proxies")},
+		str("ui-runner-binary", "leash-runner binary whose SHA-256 the UI shows with the install snippets (default: shown as unknown)"),
 		&ucli.BoolFlag{Name: "allow-insecure-remote", Usage: "allow plain mode on a non-loopback address", EnvVars: env("allow-insecure-remote")},
 	}
 }
@@ -140,7 +148,8 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 		"metrics-listen": &f.MetricsListen, "public-listen": &f.PublicListen, "public-tls-listen": &f.PublicTLSListen, "mode": &f.Mode, "tls-cert": &f.TLSCert, "tls-key": &f.TLSKey,
 		"tls-client-ca": &f.TLSClientCA, "metrics-client-ca": &f.MetricsClientCA, "database-url": &f.DatabaseURL, "domains-dir": &f.DomainsDir,
 		"log-level": &f.LogLevel, "acme-directory": &f.ACMEDirectory, "acme-email": &f.ACMEEmail, "acme-ca-roots": &f.ACMECARoots,
-		"acme-eab-key-id": &f.ACMEEABKeyID, "acme-eab-mac-key-file": &f.ACMEEABMACKeyFile}
+		"acme-eab-key-id": &f.ACMEEABKeyID, "acme-eab-mac-key-file": &f.ACMEEABMACKeyFile,
+		"ui-prefix": &f.UIPrefix, "ui-runner-binary": &f.UIRunnerBinary}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)
@@ -173,6 +182,12 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 	if c.IsSet("allow-insecure-remote") {
 		f.AllowInsecure = c.Bool("allow-insecure-remote")
 	}
+	if c.IsSet("ui") {
+		f.UI = c.Bool("ui")
+	}
+	if c.IsSet("ui-trusted-proxies") {
+		f.UITrustedProxies = c.StringSlice("ui-trusted-proxies")
+	}
 	if c.IsSet("acme-agree-tos") {
 		f.ACMEAgreeTOS = c.Bool("acme-agree-tos")
 	}
@@ -189,7 +204,8 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 		MetricsClientCA: f.MetricsClientCA, Hostnames: f.Hostnames, HeartbeatInterval: f.HeartbeatInterval,
 		OfflineAfter: f.OfflineAfter, JobLease: f.JobLease, AllowInsecureRemote: f.AllowInsecure, Expose: expose, PublicCerts: f.PublicCerts, DomainsDir: f.DomainsDir,
 		ACME: gateway.ACMEConfig{Directory: f.ACMEDirectory, Email: f.ACMEEmail, CARoots: f.ACMECARoots, AgreeTOS: f.ACMEAgreeTOS,
-			EABKeyID: f.ACMEEABKeyID, EABMACKeyFile: f.ACMEEABMACKeyFile}}
+			EABKeyID: f.ACMEEABKeyID, EABMACKeyFile: f.ACMEEABMACKeyFile},
+		UI: gateway.UIConfig{Enabled: f.UI, Prefix: f.UIPrefix, TrustedProxies: f.UITrustedProxies, RunnerBinary: f.UIRunnerBinary}}
 	switch f.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:

@@ -31,10 +31,7 @@ const ignoreMarker = "# docs:ignore"
 
 // pendingFlags are documented flags that the CLI does not have yet, by
 // command path.
-var pendingFlags = map[string][]string{
-	// UI in progress: remove once the browser UI lands.
-	"gateway serve": {"ui", "ui-trusted-proxies", "ui-prefix"},
-}
+var pendingFlags = map[string][]string{}
 
 // docFiles returns every Markdown file in this directory.
 func docFiles(t *testing.T) map[string]string {

@@ -63,32 +63,42 @@ func (s *Server) revokeRunner(w http.ResponseWriter, r *http.Request, c caller) 
 			return errorf(http.StatusBadRequest, protocol.CodeBadRequest, "%v", err)
 		}
 	}
-	if _, err := s.st.Runner(r.Context(), id); errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no runner %s", id)
-	} else if err != nil {
-		return err
-	}
-	ctx := context.WithoutCancel(r.Context())
-	certs, err := s.ca.Certificates(ctx, ca.InventoryQuery{Profile: ca.ProfileRunner, Subject: id})
+	resp, err := s.revokeRunnerCerts(context.WithoutCancel(r.Context()), id, reason, req.Text, c.actor())
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// revokeRunnerCerts revokes every unexpired, unrevoked runner certificate
+// of runner id, marks it revoked, closes its live connections and audits
+// it as actor (the API and the UI share it).
+func (s *Server) revokeRunnerCerts(ctx context.Context, id string, reason ca.Reason, text, actor string) (protocol.RevokeResponse, error) {
 	resp := protocol.RevokeResponse{Runner: id, Serials: []string{}}
+	if _, err := s.st.Runner(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return resp, errorf(http.StatusNotFound, protocol.CodeNotFound, "no runner %s", id)
+	} else if err != nil {
+		return resp, err
+	}
+	certs, err := s.ca.Certificates(ctx, ca.InventoryQuery{Profile: ca.ProfileRunner, Subject: id})
+	if err != nil {
+		return resp, err
+	}
 	for _, ci := range certs {
 		if ci.Status != ca.StatusValid && ci.Status != ca.StatusExpiring {
 			continue
 		}
-		if _, err := s.ca.Revoke(ctx, ci.Serial, reason, req.Text); err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
-			return err
+		if _, err := s.ca.Revoke(ctx, ci.Serial, reason, text); err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+			return resp, err
 		}
 		resp.Serials = append(resp.Serials, ci.Serial)
 		resp.ClosedConnections += s.conns.closeSerial(ci.Serial, "revoked")
 	}
 	if err := s.st.SetRunnerStatus(ctx, id, protocol.RunnerRevoked); err != nil {
-		return err
+		return resp, err
 	}
-	s.audit(ctx, c.actor(), "revoke", id, "serials "+strings.Join(resp.Serials, ",")+" reason "+reason.String())
+	s.audit(ctx, actor, "revoke", id, "serials "+strings.Join(resp.Serials, ",")+" reason "+reason.String())
 	s.log.Info("runner revoked", "runner", id, "serials", resp.Serials, "closed_connections", resp.ClosedConnections)
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return resp, nil
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,13 +51,22 @@ func jsonInts(v []int) string { b, _ := json.Marshal(v); return string(b) }
 
 // sessionStatus serves RouteSessionStatus.
 func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request, _ caller) error {
-	runner := r.URL.Query().Get("runner")
-	allowed, err := s.allowedPorts(r.Context(), runner)
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no runner %s", runner)
-	}
+	st, err := s.sessionStatusOf(r.Context(), r.URL.Query().Get("runner"))
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// sessionStatusOf is the session ports and live session of runner.
+func (s *Server) sessionStatusOf(ctx context.Context, runner string) (protocol.SessionStatus, error) {
+	allowed, err := s.allowedPorts(ctx, runner)
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.SessionStatus{}, errorf(http.StatusNotFound, protocol.CodeNotFound, "no runner %s", runner)
+	}
+	if err != nil {
+		return protocol.SessionStatus{}, err
 	}
 	st := protocol.SessionStatus{AllowedPorts: allowed}
 	s.sessions.mu.Lock()
@@ -69,8 +79,7 @@ func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request, _ caller)
 	if st.AllowedPorts == nil {
 		st.AllowedPorts = []int{}
 	}
-	writeJSON(w, http.StatusOK, st)
-	return nil
+	return st, nil
 }
 
 // sessionDisconnect serves RouteSessionDisconnect: tear the session down

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/leashpki/leash/gateway/ui"
 	"github.com/leashpki/leash/protocol"
 	leashtls "github.com/leashpki/leash/tls"
 )
@@ -68,6 +71,9 @@ type Config struct {
 
 	// Expose publishes runners' declared services on gateway ports.
 	Expose []Exposure
+
+	// UI serves the operator browser UI under /ui/ on the API listener.
+	UI UIConfig
 
 	// AllowInsecureRemote permits plain mode on a non-loopback address.
 	// Without it such a configuration is refused: a plain gateway trusts
@@ -198,6 +204,7 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval > protocol.MaxJobWait*10 {
 		add("heartbeat interval %s is unreasonably long", c.HeartbeatInterval)
 	}
+	errs = append(errs, c.UI.problems(c.Mode)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w:\n%w", ErrConfig, err)
 	}
@@ -269,6 +276,68 @@ func (a ACMEConfig) problems(tlsListener bool) []error {
 	}
 	if (a.EABKeyID == "") != (a.EABMACKeyFile == "") {
 		add("acme eab key id and eab mac key file go together: set both or neither")
+	}
+	return errs
+}
+
+// UIConfig configures the browser UI (see package gateway/ui). Zero: off.
+type UIConfig struct {
+	Enabled bool
+	// Prefix is the path prefix of the UI's links when no trusted proxy
+	// sends X-Forwarded-Prefix; default /ui.
+	Prefix string
+	// TrustedProxies are CIDRs whose X-Forwarded-Proto, -Host and -Prefix
+	// are honoured; others' are ignored.
+	TrustedProxies []string
+	// RunnerBinary is the leash-runner binary offered to new runners; its
+	// SHA-256 is shown with the install snippets ("unknown" without it).
+	RunnerBinary string
+}
+
+// trustedProxies parses TrustedProxies; problems reports the errors.
+func (u UIConfig) trustedProxies() ([]netip.Prefix, []error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, c := range u.TrustedProxies {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			if a, aerr := netip.ParseAddr(strings.TrimSpace(c)); aerr == nil {
+				out = append(out, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+			errs = append(errs, fmt.Errorf("ui trusted proxy %q: want a CIDR such as 10.0.0.0/8 or an address", c))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errs
+}
+
+func (u UIConfig) problems(mode leashtls.Mode) []error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !u.Enabled {
+		if u.Prefix != "" || len(u.TrustedProxies) > 0 || u.RunnerBinary != "" {
+			add("ui settings are given but the ui is not enabled")
+		}
+		return errs
+	}
+	if mode != leashtls.ModeMTLS {
+		add("the ui needs mtls mode: only a proxy with a ui-proxy certificate may use it")
+	}
+	if u.Prefix != "" {
+		if err := ui.ValidPrefix(u.Prefix); err != nil {
+			add("ui prefix: %v", err)
+		}
+	}
+	_, perrs := u.trustedProxies()
+	errs = append(errs, perrs...)
+	if u.RunnerBinary != "" {
+		if fi, err := os.Stat(u.RunnerBinary); err != nil {
+			add("ui runner binary: %v", err)
+		} else if !fi.Mode().IsRegular() {
+			add("ui runner binary %s is not a regular file", u.RunnerBinary)
+		}
 	}
 	return errs
 }

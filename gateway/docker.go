@@ -61,6 +61,11 @@ func (s *Server) dockerAPI(w http.ResponseWriter, r *http.Request, c caller) err
 	if s.tunnels.get(runner) == nil {
 		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "runner %s has no tunnel open", runner)
 	}
+	// The gateway's own check first: only a runner that declared its
+	// Docker API is asked; the runner filters every request again.
+	if err := s.checkDeclared(r.Context(), runner, protocol.StreamDocker); err != nil {
+		return err
+	}
 	prefix := "/v1/runners/" + runner + "/docker"
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), prefix)
 	if rest == r.URL.EscapedPath() || rest == "" {
@@ -87,24 +92,37 @@ func (s *Server) dockerAPI(w http.ResponseWriter, r *http.Request, c caller) err
 // containers serves RouteContainers: what the runner's Docker Engine runs,
 // discovered through its filtered API.
 func (s *Server) containers(w http.ResponseWriter, r *http.Request, _ caller) error {
-	runner := r.PathValue("id")
-	if s.tunnels.get(runner) == nil {
-		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "runner %s has no tunnel open", runner)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/containers/json?all=1", nil)
+	out, err := s.listContainers(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listContainers asks the runner's filtered Docker API what it runs.
+func (s *Server) listContainers(ctx context.Context, runner string) (protocol.ContainerList, error) {
+	out := protocol.ContainerList{Runner: runner, Containers: []protocol.Container{}}
+	if s.tunnels.get(runner) == nil {
+		return out, errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "runner %s has no tunnel open", runner)
+	}
+	if err := s.checkDeclared(ctx, runner, protocol.StreamDocker); err != nil {
+		return out, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/containers/json?all=1", nil)
+	if err != nil {
+		return out, err
+	}
 	resp, err := (&http.Client{Transport: s.docker.transport(runner)}).Do(req)
 	if err != nil {
-		return streamError(runner, err)
+		return out, streamError(runner, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return errorf(http.StatusBadGateway, protocol.CodeUnavailable, "runner %s docker: %s %s", runner, resp.Status, b)
+		return out, errorf(http.StatusBadGateway, protocol.CodeUnavailable, "runner %s docker: %s %s", runner, resp.Status, b)
 	}
 	var raw []struct {
 		ID     string            `json:"Id"`
@@ -115,9 +133,8 @@ func (s *Server) containers(w http.ResponseWriter, r *http.Request, _ caller) er
 		Labels map[string]string `json:"Labels"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&raw); err != nil {
-		return errorf(http.StatusBadGateway, protocol.CodeUnavailable, "runner %s docker: %v", runner, err)
+		return out, errorf(http.StatusBadGateway, protocol.CodeUnavailable, "runner %s docker: %v", runner, err)
 	}
-	out := protocol.ContainerList{Runner: runner, Containers: []protocol.Container{}}
 	for _, c := range raw {
 		names := make([]string, 0, len(c.Names))
 		for _, n := range c.Names {
@@ -126,6 +143,5 @@ func (s *Server) containers(w http.ResponseWriter, r *http.Request, _ caller) er
 		out.Containers = append(out.Containers, protocol.Container{ID: c.ID, Names: names, Image: c.Image,
 			State: c.State, Status: c.Status, Labels: c.Labels})
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

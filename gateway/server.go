@@ -48,6 +48,7 @@ type Server struct {
 	capabilities               capabilityCache
 	buffers                    tunnelio.Buffers
 	publicCerts                *serverCerts
+	ui                         http.Handler  // nil unless the browser UI is enabled
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once
 }
@@ -96,6 +97,10 @@ func New(cfg Config, authority *ca.Authority, st store.Store, opts ...Option) (*
 		return nil, err
 	}
 	if err := s.bind(); err != nil {
+		return nil, err
+	}
+	if err := s.mountUI(); err != nil {
+		s.closeListeners()
 		return nil, err
 	}
 	return s, nil
@@ -359,8 +364,12 @@ func (s *Server) apiServer() (*http.Server, error) {
 			return nil, err
 		}
 	}
+	handler := s.apiHandler()
+	if s.ui != nil {
+		handler = withUI(handler, s.ui)
+	}
 	return &http.Server{
-		Handler:           s.apiHandler(),
+		Handler:           handler,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,

@@ -175,6 +175,12 @@ func TestTunnelRefusals(t *testing.T) {
 	if _, err := nosy.Connect(t, gw, "svc-1", "echo"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("a runner used the operator connect route: %v", err)
 	}
+	// svc-1 declares no Docker API: the gateway refuses before it asks.
+	for _, path := range []string{"/v1/runners/svc-1/containers", "/v1/runners/svc-1/docker/_ping"} {
+		if status, body, err := op.Raw(http.MethodGet, gw.APIURL+path, "", ""); err != nil || status != http.StatusForbidden {
+			t.Errorf("GET %s on a runner without Docker: %d %s %v; want 403", path, status, body, err)
+		}
+	}
 }
 
 // TestTunnelRevocationAndRotation: after a rotation new streams go through

@@ -46,6 +46,8 @@ run: build
 
 lint:
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./runner/... ./cmd/leash-runner ./internal/winsvc
+	GOOS=darwin $(GO) vet ./runner/... ./cmd/leash-runner ./cmd/leash
 	$(GO) run $(STATICCHECK) ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +45,8 @@ func funcs(now func() time.Time) template.FuncMap {
 			for k, v := range m {
 				parts = append(parts, k+"="+v)
 			}
-			return strings.Join(sortStrings(parts), ", ")
+			slices.Sort(parts)
+			return strings.Join(parts, ", ")
 		},
 		"reasons":  ca.ReasonNames,
 		"navItems": func() []navItem { return nav },
@@ -69,15 +71,6 @@ func expiryClass(now, t time.Time) string {
 		return "expiring"
 	}
 	return "ok"
-}
-
-func sortStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/leashpki/leash/ca"
 	"github.com/leashpki/leash/gateway"
@@ -126,11 +127,31 @@ func TestBrowserUI(t *testing.T) {
 	clip, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
 	switch {
 	case err != nil:
-		t.Logf("reading the clipboard back failed (%v); the page said %q", err, copied)
+		t.Errorf("reading the clipboard back failed (%v); the page said %q", err, copied)
 	case clip != strings.TrimSpace(snippet) && clip != snippet:
 		t.Errorf("clipboard holds %q, want the Kubernetes snippet", clip)
 	}
 	shot(ctx, "06-token-created")
+
+	// Keyboard: the arrow keys move between the snippet tabs (wrapping),
+	// and the first Tab on a page reaches the skip link.
+	var selected, firstFocus string
+	run(ctx, "arrow keys on the snippet tabs",
+		chromedp.Focus(`#tab-k8s`),
+		chromedp.KeyEvent(kb.ArrowRight),
+		chromedp.WaitVisible(`#panel-compose`),
+		into(&selected, chromedp.Evaluate[string](`document.activeElement.id + " " + document.activeElement.getAttribute("aria-selected")`)))
+	if selected != "tab-compose true" {
+		t.Errorf("after ArrowRight on the last tab, focus is on %q; want the first tab, selected", selected)
+	}
+	run(ctx, "first Tab reaches the skip link",
+		chromedp.Navigate(base+"/runners"),
+		chromedp.WaitVisible(`tr[data-id="web-1"]`),
+		chromedp.KeyEvent(kb.Tab),
+		into(&firstFocus, chromedp.Evaluate[string](`document.activeElement.className + " " + document.activeElement.getAttribute("href")`)))
+	if !strings.HasPrefix(firstFocus, "skip ") || !strings.HasSuffix(firstFocus, "#main") {
+		t.Errorf("the first Tab focuses %q; want the skip link to #main", firstFocus)
+	}
 
 	// (c) Revoke web-1's certificate on the certificates page, then watch
 	// the runners page turn it offline live. The gateway marks a runner

@@ -20,7 +20,7 @@ import (
 // register, heartbeat, event upload or poll would end the first).
 func TestRotationUnderLoad(t *testing.T) {
 	if testing.Short() && !testenv.InCI() { // CI always runs it
-		t.Skip("50 s of rotation; run without -short")
+		t.Skip("50 s of rotation; run without -short (under CI=true it always runs)")
 	}
 	forEachStore(t, func(t *testing.T, opts testharness.Options) {
 		opts.RunnerLifetime = 30 * time.Second

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leashpki/leash/ca"
@@ -35,16 +36,8 @@ type serverCerts struct {
 // managedServerCerts obtains (or loads from the store) a certificate for
 // every host name before it returns.
 func (s *Server) managedServerCerts(ctx context.Context) (*serverCerts, error) {
-	zl := zapToSlog(s.log.With("component", "certmagic"))
-	var cfg *certmagic.Config
-	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zl,
-	})
-	cfg = certmagic.New(cache, certmagic.Config{
-		Storage:           newBlobStorage(s.st, s.cfg.ID, s.now),
+	cfg, cache, _ := s.certmagicConfig("certmagic", certmagic.Config{
 		Issuers:           []certmagic.Issuer{&caIssuer{ca: s.ca, log: s.log}},
-		Logger:            zl,
 		DefaultServerName: s.cfg.Hostnames[0],
 	})
 	if err := cfg.ManageSync(ctx, s.cfg.Hostnames); err != nil {
@@ -52,6 +45,23 @@ func (s *Server) managedServerCerts(ctx context.Context) (*serverCerts, error) {
 		return nil, fmt.Errorf("gateway server certificate for %v: %w", s.cfg.Hostnames, err)
 	}
 	return &serverCerts{get: cfg.GetCertificate, cache: cache, hosts: s.cfg.Hostnames}, nil
+}
+
+// certmagicConfig makes a certmagic cache and a config of tmpl on it, with
+// the store as storage and logs through slog. The cache must hand back
+// this config (GetConfigForCert), or renewals would fall back to
+// certmagic's default CA.
+func (s *Server) certmagicConfig(component string, tmpl certmagic.Config) (*certmagic.Config, *certmagic.Cache, *zap.Logger) {
+	zl := zapToSlog(s.log.With("component", component))
+	var cfg *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zl,
+	})
+	tmpl.Storage = newBlobStorage(s.st, s.cfg.ID, s.now)
+	tmpl.Logger = zl
+	cfg = certmagic.New(cache, tmpl)
+	return cfg, cache, zl
 }
 
 func fileServerCerts(certFile, keyFile string, log *slog.Logger) (*serverCerts, error) {
@@ -146,15 +156,7 @@ func (c fakeLocalConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: c.ip, Port
 // the embedded CA. Certificate files cover their names first (acme.go
 // has the whole order).
 func (s *Server) onDemandCerts() (*serverCerts, error) {
-	zl := zapToSlog(s.log.With("component", "certmagic-public"))
-	var cfg *certmagic.Config
-	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zl,
-	})
-	cfg = certmagic.New(cache, certmagic.Config{
-		Storage: newBlobStorage(s.st, s.cfg.ID, s.now),
-		Logger:  zl,
+	cfg, cache, zl := s.certmagicConfig("certmagic-public", certmagic.Config{
 		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: func(_ context.Context, name string) error {
 			if !s.domains.has(name) {
 				return fmt.Errorf("%q is not a served domain", name)

@@ -14,8 +14,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -362,46 +360,18 @@ func (f *fleet) storeHeartbeat(i int) error {
 // runner's connection is never used by two calls at once.
 func (f *fleet) spread(n int, do func(runner int) error) poolResult {
 	workers := min(heartbeatWorkers, len(f.runners))
-	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		res  = poolResult{n: n, lat: make([]time.Duration, 0, n)}
-	)
-	start := time.Now()
-	for w := range workers {
-		wg.Go(func() {
-			var lat []time.Duration
-			var failures int
-			var first error
-			r := w
-			for next.Add(1) <= int64(n) {
-				t0 := time.Now()
-				err := do(r)
-				lat = append(lat, time.Since(t0))
-				if err != nil {
-					failures++
-					if first == nil {
-						first = err
-					}
-				}
-				if r += workers; r >= len(f.runners) {
-					r = w
-				}
+	var next atomic.Int64
+	return runPool(n, workers, func(w int, t *tally) {
+		r := w
+		for next.Add(1) <= int64(n) {
+			t0 := time.Now()
+			err := do(r)
+			t.add(time.Since(t0), err)
+			if r += workers; r >= len(f.runners) {
+				r = w
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			res.lat = append(res.lat, lat...)
-			res.failures += failures
-			if res.err == nil {
-				res.err = first
-			}
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	slices.Sort(res.lat)
-	return res
+		}
+	})
 }
 
 // poolResult is what spread measured.

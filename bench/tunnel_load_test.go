@@ -9,38 +9,43 @@ import (
 	"time"
 )
 
-// hammer makes n calls of do from workers goroutines, taking the next call
-// from a shared counter, and times each.
-func hammer(workers, n int, do func() error) poolResult {
+// tally is one worker's share of a poolResult.
+type tally struct {
+	lat      []time.Duration
+	failures int
+	first    error
+}
+
+// add records one call: its latency and its error, if any.
+func (t *tally) add(d time.Duration, err error) {
+	t.lat = append(t.lat, d)
+	if err != nil {
+		t.failures++
+		if t.first == nil {
+			t.first = err
+		}
+	}
+}
+
+// runPool runs work(w, tally) on workers goroutines, w = 0…workers-1, and
+// merges their tallies into the result of n calls.
+func runPool(n, workers int, work func(w int, t *tally)) poolResult {
 	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		res  = poolResult{n: n, lat: make([]time.Duration, 0, n)}
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		res = poolResult{n: n, lat: make([]time.Duration, 0, n)}
 	)
 	start := time.Now()
-	for range min(workers, max(n, 1)) {
+	for w := range workers {
 		wg.Go(func() {
-			var lat []time.Duration
-			var failures int
-			var first error
-			for next.Add(1) <= int64(n) {
-				t0 := time.Now()
-				err := do()
-				lat = append(lat, time.Since(t0))
-				if err != nil {
-					failures++
-					if first == nil {
-						first = err
-					}
-				}
-			}
+			var t tally
+			work(w, &t)
 			mu.Lock()
 			defer mu.Unlock()
-			res.lat = append(res.lat, lat...)
-			res.failures += failures
+			res.lat = append(res.lat, t.lat...)
+			res.failures += t.failures
 			if res.err == nil {
-				res.err = first
+				res.err = t.first
 			}
 		})
 	}
@@ -50,51 +55,37 @@ func hammer(workers, n int, do func() error) poolResult {
 	return res
 }
 
+// hammer makes n calls of do from workers goroutines, taking the next call
+// from a shared counter, and times each.
+func hammer(workers, n int, do func() error) poolResult {
+	var next atomic.Int64
+	return runPool(n, min(workers, max(n, 1)), func(_ int, t *tally) {
+		for next.Add(1) <= int64(n) {
+			t0 := time.Now()
+			err := do()
+			t.add(time.Since(t0), err)
+		}
+	})
+}
+
 // pace makes n calls of do from workers goroutines on a fixed schedule:
 // call i is due at start + i/rate, on worker i mod workers. A call's
 // latency counts from when it was due if its worker was still busy then,
 // and otherwise from when it started (timer lateness is not the callee's).
 func pace(workers, n int, rate float64, do func() error) poolResult {
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		res = poolResult{n: n, lat: make([]time.Duration, 0, n)}
-	)
 	start := time.Now()
-	for w := range min(workers, n) {
-		wg.Go(func() {
-			var lat []time.Duration
-			var failures int
-			var first error
-			for i := w; i < n; i += workers {
-				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-				from := due
-				if wait := time.Until(due); wait > 0 {
-					time.Sleep(wait) // the schedule, not a wait for a condition
-					from = time.Now()
-				}
-				err := do()
-				lat = append(lat, time.Since(from))
-				if err != nil {
-					failures++
-					if first == nil {
-						first = err
-					}
-				}
+	return runPool(n, min(workers, n), func(w int, t *tally) {
+		for i := w; i < n; i += workers {
+			due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			from := due
+			if wait := time.Until(due); wait > 0 {
+				time.Sleep(wait) // the schedule, not a wait for a condition
+				from = time.Now()
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			res.lat = append(res.lat, lat...)
-			res.failures += failures
-			if res.err == nil {
-				res.err = first
-			}
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	slices.Sort(res.lat)
-	return res
+			err := do()
+			t.add(time.Since(from), err)
+		}
+	})
 }
 
 // bracket runs baseline over n calls, half just before measure and half

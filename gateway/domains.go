@@ -41,7 +41,7 @@ type domains struct {
 type servedDomain struct {
 	cfg       protocol.Domain
 	live      *domain.Live
-	transport *http.Transport
+	transport *streamTransport
 }
 
 func newDomains(s *Server) *domains { return &domains{s: s, by: map[string]*servedDomain{}} }
@@ -111,7 +111,7 @@ func (ds *domains) reload(ctx context.Context) error {
 	for name, sd := range ds.by {
 		if !seen[name] {
 			delete(ds.by, name)
-			sd.transport.CloseIdleConnections()
+			sd.transport.retire()
 			ds.s.log.Info("domain removed", "domain", name)
 		}
 	}
@@ -143,7 +143,7 @@ func (ds *domains) apply(d protocol.Domain, p domain.Policy) error {
 	ds.by[d.Name] = sd
 	ds.mu.Unlock()
 	if cur != nil {
-		cur.transport.CloseIdleConnections()
+		cur.transport.retire()
 	}
 	ds.s.log.Info("domain served", "domain", d.Name, "runner", d.Runner)
 	return nil
@@ -152,20 +152,13 @@ func (ds *domains) apply(d protocol.Domain, p domain.Policy) error {
 // transport reaches the runner's application through its tunnel: every
 // connection is a stream naming the domain, which the runner maps to its
 // own routes. Streams are kept alive and reused like connections.
-func (ds *domains) transport(d protocol.Domain) *http.Transport {
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return ds.s.tunnels.dialKind(ctx, d.Runner, protocol.StreamHTTP, d.Name, "https://"+d.Name)
-		},
-		MaxIdleConnsPerHost:   64,
-		DisableCompression:    true, // a proxy passes Accept-Encoding and bodies on as they are
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // long polls and SSE may wait
-		ExpectContinueTimeout: time.Second,
-	}
+func (ds *domains) transport(d protocol.Domain) *streamTransport {
+	return newStreamTransport(func(ctx context.Context) (net.Conn, error) {
+		return ds.s.tunnels.dialKind(ctx, d.Runner, protocol.StreamHTTP, d.Name, "https://"+d.Name)
+	}, 128, 90*time.Second)
 }
 
-func (ds *domains) proxy(d protocol.Domain, tr *http.Transport) http.Handler {
+func (ds *domains) proxy(d protocol.Domain, tr http.RoundTripper) http.Handler {
 	target := &url.URL{Scheme: "http", Host: d.Name}
 	return &httputil.ReverseProxy{
 		Transport:  tr,

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,8 +32,9 @@ import (
 	"github.com/leashpki/leash/runner"
 )
 
-// app is the web application on the runner's host.
-func app(t *testing.T, sseStep chan struct{}) *httptest.Server {
+// app is the web application on the runner's host. It counts the
+// connections it accepts in conns.
+func app(t *testing.T, sseStep chan struct{}, conns *atomic.Int64) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body) // HTTP/1 handlers read the body before answering
@@ -79,7 +81,13 @@ func app(t *testing.T, sseStep chan struct{}) *httptest.Server {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "api route, host %s", r.Host)
 	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -90,7 +98,8 @@ func app(t *testing.T, sseStep chan struct{}) *httptest.Server {
 // policy refusals, and a policy change that leaves a live WebSocket open.
 func TestHTTPDomain(t *testing.T) {
 	sseStep := make(chan struct{})
-	backend := app(t, sseStep)
+	var appConns atomic.Int64
+	backend := app(t, sseStep, &appConns)
 	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
 		c.PublicListen = "127.0.0.1:0"
 		c.PublicTLSListen = "127.0.0.1:0"
@@ -122,7 +131,7 @@ func TestHTTPDomain(t *testing.T) {
 	}}}
 	t.Cleanup(client.CloseIdleConnections)
 	for _, host := range []string{"app.test", "pass.test"} {
-		t.Run(host, func(t *testing.T) { domainTraffic(t, client, "http://"+host, sseStep) })
+		t.Run(host, func(t *testing.T) { domainTraffic(t, client, "http://"+host, sseStep, &appConns) })
 	}
 	url := "http://app.test"
 
@@ -220,9 +229,9 @@ func TestHTTPDomain(t *testing.T) {
 }
 
 // domainTraffic sends the app's traffic kinds through a domain: a large
-// download, a chunked upload echoed back, server-sent events one by one
-// and a WebSocket echo.
-func domainTraffic(t *testing.T, client *http.Client, url string, sseStep chan struct{}) {
+// download, small uploads in turn on one kept-alive path, a chunked upload
+// echoed back, server-sent events one by one and a WebSocket echo.
+func domainTraffic(t *testing.T, client *http.Client, url string, sseStep chan struct{}, appConns *atomic.Int64) {
 	t.Run("large download", func(t *testing.T) {
 		resp, err := client.Get(url + "/big")
 		if err != nil {
@@ -235,6 +244,26 @@ func domainTraffic(t *testing.T, client *http.Client, url string, sseStep chan s
 		_, _ = io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{7}), 5<<20))
 		if n != 5<<20 || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 			t.Fatalf("downloaded %d bytes, digest equal %v", n, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+		}
+	})
+	t.Run("small uploads reuse one stream", func(t *testing.T) {
+		before := appConns.Load()
+		for i := range 30 {
+			payload := bytes.Repeat([]byte{byte('a' + i%26)}, 1000+i)
+			resp, err := client.Post(url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !bytes.Equal(back, payload) {
+				t.Fatalf("upload %d: %d, %d bytes back", i, resp.StatusCode, len(back))
+			}
+		}
+		// The gateway keeps its tunnel stream, the runner its connection
+		// to the app: at most the first upload needed a new one.
+		if n := appConns.Load() - before; n > 1 {
+			t.Errorf("30 uploads in turn opened %d connections to the app, want at most 1", n)
 		}
 	})
 	t.Run("chunked upload echo", func(t *testing.T) {

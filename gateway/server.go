@@ -35,6 +35,7 @@ type Server struct {
 	conns   *connTracker
 	polls   *waiters
 	tunnels *tunnels
+	gather  tunnelio.Gatherer // buffers for the tunnels' large frames
 	exposed []*exposed
 
 	certs     *serverCerts // nil in plain mode without enrollment
@@ -282,6 +283,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, srv := range servers {
 		ln := lns[i]
+		if ln == s.apiLn { // runners' tunnels arrive here
+			ln = s.gather.Listener(ln)
+		}
 		g.Go(func() error {
 			var err error
 			if srv.TLSConfig != nil {

@@ -154,8 +154,11 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 		_ = conn.Close()
 		return nil
 	}
-	sess, err := yamux.Server(tunnelio.NewCoalescer(tunnelio.Buffered(conn, rw.Reader)),
-		tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
+	co := tunnelio.NewCoalescer(tunnelio.Buffered(conn, rw.Reader))
+	if g := tunnelio.GatherOf(conn); g != nil {
+		co.SetGather(g)
+	}
+	sess, err := yamux.Server(co, tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
 		_ = conn.Close()
 		return nil

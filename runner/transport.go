@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/leashpki/leash/internal/tunnelio"
 )
 
 // rotatingTransport is the one RoundTripper behind the runner's one
@@ -40,10 +43,20 @@ func newRotatingTransport(tlsConfig *tls.Config, proxy func(*http.Request) (*url
 	if proxy == nil {
 		proxy = http.ProxyFromEnvironment
 	}
+	// Every connection can gather a tunnel's large frames into one write
+	// (see openTunnel); the buffers are shared and held only while used.
+	gather := &tunnelio.Gatherer{}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	rt := &rotatingTransport{newTransport: func() *http.Transport {
 		return &http.Transport{
-			Proxy:                 proxy,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy: proxy,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return gather.Conn(c), nil
+			},
 			TLSClientConfig:       tlsConfig,
 			TLSHandshakeTimeout:   10 * time.Second,
 			MaxIdleConnsPerHost:   4,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
 	"sync"
@@ -117,7 +118,9 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 	// close the upgraded connection. Only the dial and the upgrade answer
 	// are bounded, by a timer that is stopped once they are done.
 	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, a.base+"/v1/tunnel", nil)
+	var carrier net.Conn // the connection the upgrade went out on
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { carrier = info.Conn }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(reqCtx, trace), http.MethodGet, a.base+"/v1/tunnel", nil)
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -154,7 +157,11 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 		cancel()
 		return nil, nil, errors.New("open tunnel: the upgraded connection is not writable")
 	}
-	sess, err := yamux.Client(tunnelio.NewCoalescer(conn), tunnelio.Config(a.log, a.keepAlive))
+	co := tunnelio.NewCoalescer(conn)
+	if g := tunnelio.GatherOf(carrier); g != nil {
+		co.SetGather(g)
+	}
+	sess, err := yamux.Client(co, tunnelio.Config(a.log, a.keepAlive))
 	if err != nil {
 		_ = conn.Close()
 		cancel()

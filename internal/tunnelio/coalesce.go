@@ -6,7 +6,9 @@
 // yamux writes every data frame as two writes, its 12-byte header and then
 // its body. Over TLS that is two records and two system calls per frame;
 // profiles of the tunnel put half its CPU in system calls. Coalescer joins
-// a data frame's header with its body into one write.
+// a data frame's header with its body into one write; with a GatherConn
+// under the TLS connection, a large frame's records go out in one write
+// too.
 package tunnelio
 
 import (
@@ -36,8 +38,16 @@ type Coalescer struct {
 
 	mu      sync.Mutex
 	pending []byte // a data frame header waiting for its body
+	big     bool   // the pending header's body is large: gather it
 	buf     []byte
+	gather  *GatherConn
 }
+
+// SetGather has data frames larger than the coalescing limit written
+// through g in one system call: g is the connection under the TLS
+// connection the Coalescer writes to (see GatherOf). Call it before the
+// first write.
+func (c *Coalescer) SetGather(g *GatherConn) { c.gather = g }
 
 // NewCoalescer wraps conn.
 func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
@@ -45,7 +55,8 @@ func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
 }
 
 // Write passes writes on, holding back a data frame's header until its
-// body comes, then writing both at once.
+// body comes, then writing both at once: into one buffer for a small
+// body, under a GatherConn hold for a large one.
 func (c *Coalescer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -55,6 +66,20 @@ func (c *Coalescer) Write(p []byte) (int, error) {
 			_ = c.Close()
 			return 0, ErrFraming
 		}
+		if c.big {
+			c.big = false
+			c.gather.Hold()
+			_, err := c.ReadWriteCloser.Write(c.pending)
+			c.pending = c.pending[:0]
+			var n int
+			if err == nil {
+				n, err = c.ReadWriteCloser.Write(p)
+			}
+			if ferr := c.gather.Flush(); err == nil {
+				err = ferr
+			}
+			return n, err
+		}
 		c.buf = append(append(c.buf[:0], c.pending...), p...)
 		c.pending = c.pending[:0]
 		n, err := c.ReadWriteCloser.Write(c.buf)
@@ -63,6 +88,10 @@ func (c *Coalescer) Write(p []byte) (int, error) {
 	if len(p) == headerSize && p[1] == typeData {
 		if n := binary.BigEndian.Uint32(p[8:12]); n > 0 && n <= maxCoalesce {
 			c.pending = append(c.pending, p...)
+			return len(p), nil
+		} else if n > 0 && c.gather != nil {
+			c.pending = append(c.pending, p...)
+			c.big = true
 			return len(p), nil
 		}
 	}

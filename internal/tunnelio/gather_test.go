@@ -1,0 +1,210 @@
+package tunnelio
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// writeLog is a connection that records its writes.
+type writeLog struct {
+	net.Conn // nil: only Write is used
+	writes   [][]byte
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestCoalescerGathersBigFrames: a data frame over the coalescing limit
+// goes out as one write of header and body through the GatherConn; small
+// frames and control frames are as without it, and nothing stays held.
+func TestCoalescerGathersBigFrames(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), maxCoalesce+1)
+	for _, tc := range []struct {
+		name   string
+		writes [][]byte
+		want   [][]byte
+	}{
+		{"big frame: one write", [][]byte{header(0, uint32(len(big))), big}, [][]byte{append(header(0, uint32(len(big))), big...)}},
+		{"small frame: one write", [][]byte{header(0, 3), []byte("abc")}, [][]byte{append(header(0, 3), "abc"...)}},
+		{"window update alone", [][]byte{header(1, 9)}, [][]byte{header(1, 9)}},
+		{"big frame then window update", [][]byte{header(0, uint32(len(big))), big, header(1, 9)},
+			[][]byte{append(header(0, uint32(len(big))), big...), header(1, 9)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gr Gatherer
+			log := &writeLog{}
+			g := gr.Conn(log)
+			c := NewCoalescer(g)
+			c.SetGather(g)
+			for _, w := range tc.writes {
+				if n, err := c.Write(w); err != nil || n != len(w) {
+					t.Fatalf("write of %d: %d, %v", len(w), n, err)
+				}
+			}
+			if len(log.writes) != len(tc.want) {
+				t.Fatalf("%d writes, want %d", len(log.writes), len(tc.want))
+			}
+			for i := range tc.want {
+				if !bytes.Equal(log.writes[i], tc.want[i]) {
+					t.Errorf("write %d: %d bytes, want %d", i, len(log.writes[i]), len(tc.want[i]))
+				}
+			}
+			if g.holding || g.buf != nil {
+				t.Error("the GatherConn is still holding after the frame")
+			}
+		})
+	}
+	t.Run("big header not followed by its body closes", func(t *testing.T) {
+		var gr Gatherer
+		rec := &recorder{}
+		c := NewCoalescer(rec)
+		c.SetGather(gr.Conn(&writeLog{}))
+		_, _ = c.Write(header(0, uint32(len(big))))
+		if _, err := c.Write([]byte("short")); err == nil || !rec.closed {
+			t.Fatalf("err %v, closed %v: want a framing error and the connection closed", err, rec.closed)
+		}
+	})
+}
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestGatherUnderTLS: yamux over real TLS on loopback TCP, with the
+// server's socket under a GatherConn: 8 MiB echoed byte-exact, and the
+// server's frames of up to 256 KiB reach its socket in far fewer writes
+// than there are 16 KiB TLS records.
+func TestGatherUnderTLS(t *testing.T) {
+	cert := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var gr Gatherer
+	var sock *countingConn
+	accepted := make(chan *tls.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		sock = &countingConn{Conn: c}
+		accepted <- tls.Server(gr.Conn(sock), &tls.Config{Certificates: []tls.Certificate{cert}})
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	cc := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "tunnel.test"})
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	defer sc.Close()
+	var hs sync.WaitGroup
+	hs.Go(func() { _ = sc.HandshakeContext(ctx) })
+	if err := cc.HandshakeContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs.Wait()
+
+	co := NewCoalescer(sc)
+	g := GatherOf(sc)
+	if g == nil {
+		t.Fatal("GatherOf found no GatherConn under the TLS connection")
+	}
+	co.SetGather(g)
+	server, err := yamux.Server(co, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	client, err := yamux.Client(NewCoalescer(cc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	payload := make([]byte, 8<<20)
+	_, _ = rand.Read(payload)
+	done := make(chan error, 1)
+	go func() {
+		s, err := server.AcceptStream()
+		if err != nil {
+			done <- err
+			return
+		}
+		var b Buffers
+		_, err = b.Copy(s, s) // echo in up to 256 KiB reads, so big frames
+		_ = s.Close()
+		done <- err
+	}()
+	s, err := client.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = s.Write(payload)
+		_ = s.Close()
+	}()
+	before := sock.writes.Load()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echo: %d of %d bytes, %v", len(got), len(payload), err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	records := int64(len(payload) / (16 << 10))
+	if n := sock.writes.Load() - before; n >= records/2 {
+		t.Errorf("%d socket writes for %d TLS records of data: the records were not gathered", n, records)
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tunnel.test"},
+		DNSNames: []string{"tunnel.test"}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}

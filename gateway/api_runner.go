@@ -108,11 +108,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, c caller) erro
 	// A revocation may have landed between this connection's handshake and
 	// the write above; checking after the write means one of the two
 	// always sees the other, so a revoked runner never stays online.
+	// The check and the correction must land even when the revocation has
+	// just closed this connection and so cancelled r's context.
 	if c.verified {
-		if revoked, err := s.ca.IsRevoked(r.Context(), c.id.Serial); err != nil {
+		ctx := context.WithoutCancel(r.Context())
+		if revoked, err := s.ca.IsRevoked(ctx, c.id.Serial); err != nil {
 			return err
 		} else if revoked {
-			if err := s.st.SetRunnerStatus(r.Context(), c.id.Name, protocol.RunnerRevoked); err != nil {
+			if err := s.st.SetRunnerStatus(ctx, c.id.Name, protocol.RunnerRevoked); err != nil {
 				return err
 			}
 			return errorf(http.StatusForbidden, protocol.CodeForbidden, "certificate serial %s is revoked", c.id.Serial)

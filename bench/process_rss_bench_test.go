@@ -86,7 +86,7 @@ func BenchmarkTunnelProcessRSS(b *testing.B) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		b.Skip("needs /proc/<pid>/status (Linux)")
 	}
-	p := startProcRig(b)
+	p := startProcRig(b, "", nil)
 	body := bytes.Repeat([]byte("q"), httpBodySize)
 	report := func(b *testing.B, prefix string, gw, rn uint64) {
 		b.ReportMetric(float64(gw)/mib, "gateway-"+prefix+"-MiB")
@@ -187,18 +187,27 @@ type procRig struct {
 	runnerBin, gatewayBin int64        // stripped binary sizes
 }
 
-func startProcRig(b *testing.B) *procRig {
+// procServices are the addresses of the runner's services echo, http and
+// sink.
+type procServices struct{ echo, http, sink string }
+
+// startProcRig starts the gateway and the runner processes, pinned to the
+// CPUs in pin (a taskset list; "" for no pinning). The runner's services
+// are svc, or when svc is nil services in this process (the echo service
+// counting its open connections in echoOpen).
+func startProcRig(b *testing.B, pin string, svc *procServices) *procRig {
 	b.Helper()
 	tmp := b.TempDir()
 	leash, runnerBin := buildStripped(b, tmp, "leash"), buildStripped(b, tmp, "leash-runner")
 	p := &procRig{runnerBin: fileSize(b, runnerBin), gatewayBin: fileSize(b, leash)}
-
-	echoSvc := serveTCP(b, func(c net.Conn) {
-		p.echoOpen.Add(1)
-		defer p.echoOpen.Add(-1)
-		echoConn(c)
-	})
-	httpSvc, sinkSvc := serveHTTPBackend(b), serveTCP(b, sinkConn)
+	if svc == nil {
+		svc = &procServices{echo: serveTCP(b, func(c net.Conn) {
+			p.echoOpen.Add(1)
+			defer p.echoOpen.Add(-1)
+			echoConn(c)
+		}), http: serveHTTPBackend(b), sink: serveTCP(b, sinkConn)}
+	}
+	echoSvc, httpSvc, sinkSvc := svc.echo, svc.http, svc.sink
 
 	dataDir, domainsDir := filepath.Join(tmp, "data"), filepath.Join(tmp, "domains")
 	must(b, os.Mkdir(dataDir, 0o700), os.Mkdir(domainsDir, 0o700),
@@ -208,7 +217,7 @@ func startProcRig(b *testing.B) *procRig {
 
 	api, enroll, public := freeAddr(b), freeAddr(b), freeAddr(b)
 	echoAddr, httpAddr, sinkAddr := freeAddr(b), freeAddr(b), freeAddr(b)
-	p.gateway = startProcess(b, tmp, "gateway", nil, leash, "--data-dir", dataDir, "gateway", "serve",
+	p.gateway = startProcess(b, tmp, "gateway", nil, pin, leash, "--data-dir", dataDir, "gateway", "serve",
 		"--mode", "mtls", "--listen", api, "--enroll-listen", enroll, "--public-listen", public,
 		"--domains-dir", domainsDir, "--log-level", "warn",
 		"--expose", echoAddr+"="+procRunner+"/echo", "--expose", httpAddr+"="+procRunner+"/http",
@@ -235,7 +244,7 @@ domains:
   %s:
     - {target: "http://%s"}
 `, procRunner, api, enroll, filepath.Join(tmp, "runner-state"), echoSvc, httpSvc, sinkSvc, domainName, httpSvc), 0o600))
-	p.runner = startProcess(b, tmp, "runner", []string{"LEASH_TOKEN=" + token}, runnerBin, "-config", cfg)
+	p.runner = startProcess(b, tmp, "runner", []string{"LEASH_TOKEN=" + token}, pin, runnerBin, "-config", cfg)
 
 	p.echo, p.sink = echoAddr, sinkAddr
 	p.service = newHTTPLoad(b, httpAddr)
@@ -397,14 +406,18 @@ type benchProcess struct {
 }
 
 // startProcess runs bin with args and the environment of this process
-// minus every LEASH_* variable, plus env. b's cleanup sends SIGTERM and
-// waits (procStopWait, then SIGKILL and a failure).
-func startProcess(b *testing.B, dir, name string, env []string, bin string, args ...string) *benchProcess {
+// minus every LEASH_* variable, plus env; with pin (a CPU list) under
+// taskset -c pin, which execs bin in the same process. b's cleanup sends
+// SIGTERM and waits (procStopWait, then SIGKILL and a failure).
+func startProcess(b *testing.B, dir, name string, env []string, pin, bin string, args ...string) *benchProcess {
 	b.Helper()
 	p := &benchProcess{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	out, err := os.Create(p.log)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if pin != "" {
+		bin, args = "taskset", append([]string{"-c", pin, bin}, args...)
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out

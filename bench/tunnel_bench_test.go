@@ -133,7 +133,7 @@ func sinkProbe(addr string) error {
 
 // serveHTTPBackend starts the http service: every request's body is read
 // and answered with httpBodySize bytes.
-func serveHTTPBackend(b *testing.B) string {
+func serveHTTPBackend(b testing.TB) string {
 	b.Helper()
 	answer := bytes.Repeat([]byte("a"), httpBodySize)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -149,7 +149,7 @@ func serveHTTPBackend(b *testing.B) string {
 // serveTCP accepts connections on a loopback port and runs handle for
 // each until b's cleanup, which closes the listener and every connection
 // still open and waits for the handlers.
-func serveTCP(b *testing.B, handle func(net.Conn)) string {
+func serveTCP(b testing.TB, handle func(net.Conn)) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -245,51 +245,73 @@ func BenchmarkTunnelHTTP(b *testing.B) {
 	rig := newTunnelRig(b, "http")
 	body := bytes.Repeat([]byte("q"), httpBodySize)
 	direct, tunnel := newHTTPLoad(b, rig.direct), newHTTPLoad(b, rig.exposed)
-	for _, l := range []*httpLoad{direct, tunnel} {
-		// Opens the httpConns connections outside any timed loop.
+	warmHTTP(b, body, direct, tunnel)
+	closed, paced := httpLoops(body)
+	b.Run("direct", func(b *testing.B) { runHTTP(b, direct, closed(direct)) })
+	b.Run("tunnel", func(b *testing.B) { compareHTTP(b, direct, tunnel, closed, runHTTP, targetHTTP, "tunnel") })
+	b.Run("paced", func(b *testing.B) {
+		b.Run("direct", func(b *testing.B) { runHTTP(b, direct, paced(direct)) })
+		b.Run("tunnel", func(b *testing.B) { compareHTTP(b, direct, tunnel, paced, runHTTP, 0, "tunnel") })
+	})
+}
+
+// warmHTTP opens every load's httpConns connections (and does their TLS
+// handshakes) outside any timed loop.
+func warmHTTP(b *testing.B, body []byte, loads ...*httpLoad) {
+	b.Helper()
+	for _, l := range loads {
 		if res := hammer(httpConns, 4*httpConns, func() error { return l.do(body) }); res.err != nil {
 			b.Fatalf("warm-up %s: %d of %d failed, first: %v", l.url, res.failures, res.n, res.err)
 		}
 	}
-	closed := func(l *httpLoad) func(n int) poolResult {
+}
+
+// httpLoops returns the closed loop (hammer: every connection sends its
+// next request once the answer is in) and the paced one (httpPacedRate
+// over all connections) of body POSTs, for a given load and count.
+func httpLoops(body []byte) (closed, paced func(*httpLoad) func(int) poolResult) {
+	closed = func(l *httpLoad) func(n int) poolResult {
 		return func(n int) poolResult { return hammer(httpConns, n, func() error { return l.do(body) }) }
 	}
-	paced := func(l *httpLoad) func(n int) poolResult {
+	paced = func(l *httpLoad) func(n int) poolResult {
 		return func(n int) poolResult { return pace(httpConns, n, httpPacedRate, func() error { return l.do(body) }) }
 	}
-	run := func(b *testing.B, l *httpLoad, load func(int) poolResult) poolResult {
-		dials := l.dials.Load()
-		b.ResetTimer()
-		res := load(b.N)
-		b.StopTimer()
-		if res.err != nil {
-			b.Errorf("%d of %d requests failed, first: %v", res.failures, res.n, res.err)
-		}
-		res.report(b, "req/s")
-		b.ReportMetric(float64(l.dials.Load()-dials), "dials")
-		return res
+	return closed, paced
+}
+
+// runHTTP times load(b.N) on l and reports req/s, the percentiles and the
+// connections l dialed meanwhile.
+func runHTTP(b *testing.B, l *httpLoad, load func(int) poolResult) poolResult {
+	dials := l.dials.Load()
+	b.ResetTimer()
+	res := load(b.N)
+	b.StopTimer()
+	if res.err != nil {
+		b.Errorf("%d of %d requests failed, first: %v", res.failures, res.n, res.err)
 	}
-	compare := func(b *testing.B, load func(*httpLoad) func(int) poolResult, ratio bool) {
-		res, base := bracket(b, b.N, load(direct), func() poolResult { return run(b, tunnel, load(tunnel)) })
-		p50 := ms(res.percentile(0.5) - base.percentile(0.5))
-		p99 := ms(res.percentile(0.99) - base.percentile(0.99))
-		b.ReportMetric(p50, "p50-added-ms")
-		b.ReportMetric(p99, "p99-added-ms")
-		verdict := targetBelow(p99, targetP99Ms, "ms p99 added")
-		if ratio {
-			x := float64(base.perOp()) / float64(res.perOp())
-			b.ReportMetric(x, "x-direct")
-			verdict = target(x, targetHTTP, "req/s") + "; " + verdict
-		}
-		b.Logf("%d requests: tunnel %.0f req/s (p50 %s, p99 %s), direct %.0f req/s (p50 %s, p99 %s); %s",
-			res.n, rps(res), res.percentile(0.5), res.percentile(0.99), rps(base), base.percentile(0.5), base.percentile(0.99), verdict)
+	res.report(b, "req/s")
+	b.ReportMetric(float64(l.dials.Load()-dials), "dials")
+	return res
+}
+
+// compareHTTP runs l with run, bracketed by as many requests to direct
+// (bracket), and reports p50-added-ms and p99-added-ms, and with a ratio
+// target also x-direct (l's req/s ÷ direct's).
+func compareHTTP(b *testing.B, direct, l *httpLoad, load func(*httpLoad) func(int) poolResult,
+	run func(*testing.B, *httpLoad, func(int) poolResult) poolResult, ratioTarget float64, what string) {
+	res, base := bracket(b, b.N, load(direct), func() poolResult { return run(b, l, load(l)) })
+	p50 := ms(res.percentile(0.5) - base.percentile(0.5))
+	p99 := ms(res.percentile(0.99) - base.percentile(0.99))
+	b.ReportMetric(p50, "p50-added-ms")
+	b.ReportMetric(p99, "p99-added-ms")
+	verdict := targetBelow(p99, targetP99Ms, "ms p99 added")
+	if ratioTarget > 0 {
+		x := float64(base.perOp()) / float64(res.perOp())
+		b.ReportMetric(x, "x-direct")
+		verdict = target(x, ratioTarget, "req/s") + "; " + verdict
 	}
-	b.Run("direct", func(b *testing.B) { run(b, direct, closed(direct)) })
-	b.Run("tunnel", func(b *testing.B) { compare(b, closed, true) })
-	b.Run("paced", func(b *testing.B) {
-		b.Run("direct", func(b *testing.B) { run(b, direct, paced(direct)) })
-		b.Run("tunnel", func(b *testing.B) { compare(b, paced, false) })
-	})
+	b.Logf("%d requests: %s %.0f req/s (p50 %s, p99 %s), direct %.0f req/s (p50 %s, p99 %s); %s",
+		res.n, what, rps(res), res.percentile(0.5), res.percentile(0.99), rps(base), base.percentile(0.5), base.percentile(0.99), verdict)
 }
 
 // httpLoad is an HTTP client with up to httpConns keep-alive connections
@@ -355,38 +377,50 @@ func (l *httpLoad) do(body []byte) error {
 // before the timed loop and half after.
 func BenchmarkTunnelConnect(b *testing.B) {
 	rig := newTunnelRig(b, "echo")
-	shapes := []struct {
-		name    string
-		workers int
-	}{{"seq", 1}, {fmt.Sprintf("par%d", connectWorkers), connectWorkers}}
-	run := func(b *testing.B, workers int, addr string) poolResult {
-		b.ResetTimer()
-		res := hammer(workers, b.N, func() error { return echoOnce(addr) })
-		b.StopTimer()
-		if res.err != nil {
-			b.Errorf("%d of %d connections failed, first: %v", res.failures, res.n, res.err)
-		}
-		res.report(b, "conns/s")
-		return res
-	}
 	b.Run("direct", func(b *testing.B) {
-		for _, s := range shapes {
-			b.Run(s.name, func(b *testing.B) { run(b, s.workers, rig.direct) })
+		for _, s := range connectShapes() {
+			b.Run(s.name, func(b *testing.B) { runConnect(b, s.workers, rig.direct) })
 		}
 	})
 	b.Run("tunnel", func(b *testing.B) {
-		for _, s := range shapes {
-			b.Run(s.name, func(b *testing.B) {
-				baseline := func(n int) poolResult { return hammer(s.workers, n, func() error { return echoOnce(rig.direct) }) }
-				res, base := bracket(b, b.N, baseline, func() poolResult { return run(b, s.workers, rig.exposed) })
-				ratio := float64(base.perOp()) / float64(res.perOp())
-				b.ReportMetric(ratio, "x-direct")
-				b.Logf("%d connections, %d at a time: tunnel %.0f/s (p99 %s), direct %.0f/s (p99 %s); %s",
-					res.n, s.workers, rps(res), res.percentile(0.99), rps(base), base.percentile(0.99),
-					target(ratio, targetConnect, "conns/s"))
-			})
+		for _, s := range connectShapes() {
+			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, rig.direct, rig.exposed) })
 		}
 	})
+}
+
+type connectShape struct {
+	name    string
+	workers int
+}
+
+// connectShapes: one connection at a time, and connectWorkers at once.
+func connectShapes() []connectShape {
+	return []connectShape{{"seq", 1}, {fmt.Sprintf("par%d", connectWorkers), connectWorkers}}
+}
+
+// runConnect times b.N echoOnce to addr with workers at a time.
+func runConnect(b *testing.B, workers int, addr string) poolResult {
+	b.ResetTimer()
+	res := hammer(workers, b.N, func() error { return echoOnce(addr) })
+	b.StopTimer()
+	if res.err != nil {
+		b.Errorf("%d of %d connections failed, first: %v", res.failures, res.n, res.err)
+	}
+	res.report(b, "conns/s")
+	return res
+}
+
+// compareConnect runs runConnect on tunnel bracketed by as many to direct
+// and reports x-direct.
+func compareConnect(b *testing.B, workers int, direct, tunnel string) {
+	baseline := func(n int) poolResult { return hammer(workers, n, func() error { return echoOnce(direct) }) }
+	res, base := bracket(b, b.N, baseline, func() poolResult { return runConnect(b, workers, tunnel) })
+	ratio := float64(base.perOp()) / float64(res.perOp())
+	b.ReportMetric(ratio, "x-direct")
+	b.Logf("%d connections, %d at a time: tunnel %.0f/s (p99 %s), direct %.0f/s (p99 %s); %s",
+		res.n, workers, rps(res), res.percentile(0.99), rps(base), base.percentile(0.99),
+		target(ratio, targetConnect, "conns/s"))
 }
 
 // echoOnce is one connection: dial, one byte out, its echo back, close.
@@ -421,45 +455,54 @@ func echoOnce(addr string) error {
 // timed loop and half after.
 func BenchmarkTunnelBulk(b *testing.B) {
 	rig := newTunnelRig(b, "sink")
+	b.Run("direct", func(b *testing.B) { runBulk(b, rig.direct) })
+	b.Run("tunnel", func(b *testing.B) { compareBulk(b, rig.direct, rig.exposed) })
+}
+
+// bulkTransfers sends n transfers to addr one after the other.
+func bulkTransfers(n int, addr string) (time.Duration, error) {
 	chunk := bytes.Repeat([]byte("leash-bulk-"), bulkChunk/11+1)[:bulkChunk]
-	transfer := func(n int, addr string) (time.Duration, error) {
-		start := time.Now()
-		for range n {
-			if err := bulkOnce(addr, chunk); err != nil {
-				return 0, err
-			}
+	start := time.Now()
+	for range n {
+		if err := bulkOnce(addr, chunk); err != nil {
+			return 0, err
 		}
-		return time.Since(start), nil
 	}
-	gbps := func(n int, d time.Duration) float64 { return float64(n) * bulkBytes * 8 / d.Seconds() / 1e9 }
-	run := func(b *testing.B, addr string) time.Duration {
-		b.SetBytes(bulkBytes)
-		b.ResetTimer()
-		d, err := transfer(b.N, addr)
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(gbps(b.N, d), "Gbit/s")
-		return d
+	return time.Since(start), nil
+}
+
+func gbps(n int, d time.Duration) float64 { return float64(n) * bulkBytes * 8 / d.Seconds() / 1e9 }
+
+// runBulk times b.N transfers to addr and reports Gbit/s.
+func runBulk(b *testing.B, addr string) time.Duration {
+	b.SetBytes(bulkBytes)
+	b.ResetTimer()
+	d, err := bulkTransfers(b.N, addr)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.Run("direct", func(b *testing.B) { run(b, rig.direct) })
-	b.Run("tunnel", func(b *testing.B) {
-		before, err := transfer((b.N+1)/2, rig.direct)
-		if err != nil {
-			b.Fatalf("direct baseline: %v", err)
-		}
-		d := run(b, rig.exposed)
-		after, err := transfer(b.N/2, rig.direct)
-		if err != nil {
-			b.Fatalf("direct baseline: %v", err)
-		}
-		base := before + after
-		ratio := float64(base) / float64(d)
-		b.ReportMetric(ratio, "x-direct")
-		b.Logf("%d x %d MiB: tunnel %.2f Gbit/s, direct %.2f Gbit/s; %s",
-			b.N, bulkBytes>>20, gbps(b.N, d), gbps(b.N, base), target(ratio, targetBulk, "Gbit/s"))
-	})
+	b.ReportMetric(gbps(b.N, d), "Gbit/s")
+	return d
+}
+
+// compareBulk runs runBulk on tunnel between half as many transfers to
+// direct before and after, and reports x-direct.
+func compareBulk(b *testing.B, direct, tunnel string) {
+	before, err := bulkTransfers((b.N+1)/2, direct)
+	if err != nil {
+		b.Fatalf("direct baseline: %v", err)
+	}
+	d := runBulk(b, tunnel)
+	after, err := bulkTransfers(b.N/2, direct)
+	if err != nil {
+		b.Fatalf("direct baseline: %v", err)
+	}
+	base := before + after
+	ratio := float64(base) / float64(d)
+	b.ReportMetric(ratio, "x-direct")
+	b.Logf("%d x %d MiB: tunnel %.2f Gbit/s, direct %.2f Gbit/s; %s",
+		b.N, bulkBytes>>20, gbps(b.N, d), gbps(b.N, base), target(ratio, targetBulk, "Gbit/s"))
 }
 
 // bulkOnce sends bulkBytes to the sink at addr and checks its count.

@@ -162,53 +162,21 @@ func newDomainLoad(b *testing.B, url, addr string, tlsConfig *tls.Config) *httpL
 func BenchmarkTunnelDomainHTTP(b *testing.B) {
 	rig := newDomainRig(b)
 	body := bytes.Repeat([]byte("q"), httpBodySize)
-	for _, l := range []*httpLoad{rig.direct, rig.http, rig.https} {
-		// Opens the httpConns connections (and does their TLS handshakes)
-		// outside any timed loop.
-		if res := hammer(httpConns, 4*httpConns, func() error { return l.do(body) }); res.err != nil {
-			b.Fatalf("warm-up %s: %d of %d failed, first: %v", l.url, res.failures, res.n, res.err)
-		}
-	}
-	closed := func(l *httpLoad) func(n int) poolResult {
-		return func(n int) poolResult { return hammer(httpConns, n, func() error { return l.do(body) }) }
-	}
-	paced := func(l *httpLoad) func(n int) poolResult {
-		return func(n int) poolResult { return pace(httpConns, n, httpPacedRate, func() error { return l.do(body) }) }
-	}
+	warmHTTP(b, body, rig.direct, rig.http, rig.https)
+	closed, paced := httpLoops(body)
+	// runHTTP, and the connections the backend accepted meanwhile.
 	run := func(b *testing.B, l *httpLoad, load func(int) poolResult) poolResult {
-		dials, backendDials := l.dials.Load(), rig.backendConns.Load()
-		b.ResetTimer()
-		res := load(b.N)
-		b.StopTimer()
+		backendDials := rig.backendConns.Load()
+		res := runHTTP(b, l, load)
 		b.ReportMetric(float64(rig.backendConns.Load()-backendDials), "backend-dials")
-		if res.err != nil {
-			b.Errorf("%d of %d requests failed, first: %v", res.failures, res.n, res.err)
-		}
-		res.report(b, "req/s")
-		b.ReportMetric(float64(l.dials.Load()-dials), "dials")
 		return res
 	}
-	compare := func(b *testing.B, l *httpLoad, load func(*httpLoad) func(int) poolResult, ratio bool) {
-		res, base := bracket(b, b.N, load(rig.direct), func() poolResult { return run(b, l, load(l)) })
-		p50 := ms(res.percentile(0.5) - base.percentile(0.5))
-		p99 := ms(res.percentile(0.99) - base.percentile(0.99))
-		b.ReportMetric(p50, "p50-added-ms")
-		b.ReportMetric(p99, "p99-added-ms")
-		verdict := targetBelow(p99, targetP99Ms, "ms p99 added")
-		if ratio {
-			x := float64(base.perOp()) / float64(res.perOp())
-			b.ReportMetric(x, "x-direct")
-			verdict = target(x, targetDomainHTTP, "req/s") + "; " + verdict
-		}
-		b.Logf("%d requests: domain %.0f req/s (p50 %s, p99 %s), direct %.0f req/s (p50 %s, p99 %s); %s",
-			res.n, rps(res), res.percentile(0.5), res.percentile(0.99), rps(base), base.percentile(0.5), base.percentile(0.99), verdict)
-	}
 	b.Run("direct", func(b *testing.B) { run(b, rig.direct, closed(rig.direct)) })
-	b.Run("http", func(b *testing.B) { compare(b, rig.http, closed, true) })
-	b.Run("https", func(b *testing.B) { compare(b, rig.https, closed, true) })
+	b.Run("http", func(b *testing.B) { compareHTTP(b, rig.direct, rig.http, closed, run, targetDomainHTTP, "domain") })
+	b.Run("https", func(b *testing.B) { compareHTTP(b, rig.direct, rig.https, closed, run, targetDomainHTTP, "domain") })
 	b.Run("paced", func(b *testing.B) {
 		b.Run("direct", func(b *testing.B) { run(b, rig.direct, paced(rig.direct)) })
-		b.Run("http", func(b *testing.B) { compare(b, rig.http, paced, false) })
-		b.Run("https", func(b *testing.B) { compare(b, rig.https, paced, false) })
+		b.Run("http", func(b *testing.B) { compareHTTP(b, rig.direct, rig.http, paced, run, 0, "domain") })
+		b.Run("https", func(b *testing.B) { compareHTTP(b, rig.direct, rig.https, paced, run, 0, "domain") })
 	})
 }

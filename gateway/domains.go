@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -163,6 +164,7 @@ func (ds *domains) proxy(d protocol.Domain, tr http.RoundTripper) http.Handler {
 	return &httputil.ReverseProxy{
 		Transport:  tr,
 		BufferPool: &ds.buffers,
+		ErrorLog:   slog.NewLogLogger(ds.s.log.With("domain", d.Name).Handler(), slog.LevelWarn),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host

@@ -252,7 +252,7 @@ func (t *streamTransport) exchange(r *http.Request, hs *httpStream, body []byte)
 		t.release(hs, keep && stopped)
 		return resp, true, nil
 	}
-	resp.Body = &streamBody{t: t, hs: hs, body: resp.Body, stop: stop, keep: keep}
+	resp.Body = &streamBody{t: t, hs: hs, body: resp.Body, ctx: r.Context(), stop: stop, keep: keep}
 	return resp, true, nil
 }
 
@@ -354,7 +354,8 @@ type streamBody struct {
 	t    *streamTransport
 	hs   *httpStream
 	body io.ReadCloser
-	stop func() bool // unhooks the request context's abort
+	ctx  context.Context // the request's: its end aborts the stream
+	stop func() bool     // unhooks the request context's abort
 	keep bool
 	done atomic.Bool
 }
@@ -369,6 +370,11 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
+		if cerr := b.ctx.Err(); cerr != nil {
+			// The abort's deadline error means the request ended; say so
+			// as http.Transport does (a proxy logs other read errors).
+			err = cerr
+		}
 	}
 	return n, err
 }

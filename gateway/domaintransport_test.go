@@ -356,6 +356,39 @@ func TestStreamTransportCancel(t *testing.T) {
 	}
 }
 
+// TestStreamTransportCancelDuringBody: a request that ends while its body
+// streams (the client went away) ends the body read with the context's
+// error, which a proxy does not log, and the stream is not kept.
+func TestStreamTransportCancelDuringBody(t *testing.T) {
+	b := newPipeBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}))
+	tr := newStreamTransport(b.dial, 4, time.Minute)
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://app.test/events", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("data: first\n\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := resp.Body.Read(make([]byte, 10)); err != context.Canceled {
+		t.Errorf("read after the request ended: %v, want context.Canceled itself", err)
+	}
+	_ = resp.Body.Close()
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d streams kept after a cancelled body", n)
+	}
+}
+
 // rawAnswer is an application that writes answer as is after the request.
 func rawAnswer(answer string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

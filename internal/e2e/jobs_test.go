@@ -145,19 +145,20 @@ func TestOfflineDetection(t *testing.T) {
 		}
 		h.StartRunner(t, gw, "edge-1", testharness.RunnerOptions{StateDir: r.StateDir, NoToken: true})
 		testharness.Eventually(t, 10*time.Second, "online again", func() bool { return status() == protocol.RunnerOnline })
-		rows, err := h.Store.AuditLog(context.Background(), auditQuery("edge-1"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The status changes before the handler writes its audit rows, so
+		// the rows are waited for, not read once.
 		seen := map[string]bool{}
-		for _, a := range rows {
-			seen[a.Action] = true
-		}
-		for _, want := range []string{"enroll", "register", "offline", "online"} {
-			if !seen[want] {
-				t.Errorf("no %q audit row for edge-1 (have %v)", want, seen)
+		testharness.Eventually(t, 5*time.Second, "enroll, register, offline and online audit rows", func() bool {
+			rows, err := h.Store.AuditLog(context.Background(), auditQuery("edge-1"))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			clear(seen)
+			for _, a := range rows {
+				seen[a.Action] = true
+			}
+			return seen["enroll"] && seen["register"] && seen["offline"] && seen["online"]
+		})
 	})
 }
 

@@ -86,7 +86,13 @@ func TestCoalescerUnderYamux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = client.Close(); _ = server.Close() }()
-	payload := bytes.Repeat([]byte("0123456789"), 400_000)
+	echoOverYamux(t, client, server, bytes.Repeat([]byte("0123456789"), 400_000), io.Copy)
+}
+
+// echoOverYamux opens a stream from client, has server echo it with echo
+// until the client's FIN, and checks that payload comes back whole.
+func echoOverYamux(t *testing.T, client, server *yamux.Session, payload []byte, echo func(io.Writer, io.Reader) (int64, error)) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		s, err := server.AcceptStream()
@@ -94,7 +100,7 @@ func TestCoalescerUnderYamux(t *testing.T) {
 			done <- err
 			return
 		}
-		_, err = io.Copy(s, s) // echo until the client's FIN
+		_, err = echo(s, s)
 		_ = s.Close()
 		done <- err
 	}()
@@ -108,7 +114,7 @@ func TestCoalescerUnderYamux(t *testing.T) {
 	}()
 	got, err := io.ReadAll(s)
 	if err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("echo through coalesced yamux: %d of %d bytes, %v", len(got), len(payload), err)
+		t.Fatalf("echo through yamux: %d of %d bytes, %v", len(got), len(payload), err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

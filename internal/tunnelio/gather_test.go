@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -158,34 +157,9 @@ func TestGatherUnderTLS(t *testing.T) {
 
 	payload := make([]byte, 8<<20)
 	_, _ = rand.Read(payload)
-	done := make(chan error, 1)
-	go func() {
-		s, err := server.AcceptStream()
-		if err != nil {
-			done <- err
-			return
-		}
-		var b Buffers
-		_, err = b.Copy(s, s) // echo in up to 256 KiB reads, so big frames
-		_ = s.Close()
-		done <- err
-	}()
-	s, err := client.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_, _ = s.Write(payload)
-		_ = s.Close()
-	}()
 	before := sock.writes.Load()
-	got, err := io.ReadAll(s)
-	if err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("echo: %d of %d bytes, %v", len(got), len(payload), err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	var bufs Buffers // echo in up to 256 KiB reads, so big frames
+	echoOverYamux(t, client, server, payload, bufs.Copy)
 	records := int64(len(payload) / (16 << 10))
 	if n := sock.writes.Load() - before; n >= records/2 {
 		t.Errorf("%d socket writes for %d TLS records of data: the records were not gathered", n, records)

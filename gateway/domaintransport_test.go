@@ -446,6 +446,31 @@ func TestStreamTransportBytesAfterBody(t *testing.T) {
 	}
 }
 
+// TestStreamTransportCloseDelimited: an answer without a length ends when
+// the application closes; the whole body arrives and the stream is not
+// reused.
+func TestStreamTransportCloseDelimited(t *testing.T) {
+	b := newPipeBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+		_ = rw.Flush()
+		_ = conn.Close()
+	}))
+	tr := newStreamTransport(b.dial, 4, time.Minute)
+	defer tr.CloseIdleConnections()
+	for range 2 {
+		if resp, got := do(t, tr, "GET", "/", nil, 0); resp.StatusCode != 200 || got != "until the end" {
+			t.Fatalf("answer %d %q", resp.StatusCode, got)
+		}
+	}
+	if n := b.dials.Load(); n != 2 {
+		t.Errorf("%d streams for two close-delimited answers, want 2", n)
+	}
+}
+
 // TestStreamTransportInformational: 1xx answers before the final one
 // reach the proxy's trace hook (which forwards them to the client).
 func TestStreamTransportInformational(t *testing.T) {

@@ -2,6 +2,8 @@ package tunnelio
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 )
@@ -59,6 +61,19 @@ func (g *GatherConn) Write(p []byte) (int, error) {
 	}
 	g.mu.Unlock()
 	return g.Conn.Write(p)
+}
+
+// CloseWrite half-closes the connection underneath (a TCP connection's
+// FIN), so that wrapping hides nothing from a caller that half-closes:
+// net/http's server, or a byte stream upgraded on a plain listener.
+func (g *GatherConn) CloseWrite() error {
+	if err := g.Flush(); err != nil {
+		return err
+	}
+	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("half-close %T: %w", g.Conn, errors.ErrUnsupported)
 }
 
 // Hold keeps writes until Flush.

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -80,6 +81,44 @@ func TestCoalescerGathersBigFrames(t *testing.T) {
 			t.Fatalf("err %v, closed %v: want a framing error and the connection closed", err, rec.closed)
 		}
 	})
+}
+
+// TestGatherConnHalfClose: CloseWrite reaches the TCP connection under a
+// GatherConn: the peer reads EOF and can still answer.
+func TestGatherConnHalfClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		got, _ := io.ReadAll(c) // until the FIN
+		_, _ = c.Write(append([]byte("got "), got...))
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gr Gatherer
+	g := gr.Conn(raw)
+	defer g.Close()
+	_ = g.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := g.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	var cw interface{ CloseWrite() error } = g
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(g)
+	if err != nil || string(answer) != "got ping" {
+		t.Fatalf("answer after half-close: %q, %v", answer, err)
+	}
 }
 
 // countingConn counts the writes that reach the socket.

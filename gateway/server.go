@@ -283,8 +283,11 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, srv := range servers {
 		ln := lns[i]
-		if ln == s.apiLn { // runners' tunnels arrive here
+		switch ln {
+		case s.apiLn: // runners' tunnels arrive here
 			ln = s.gather.Listener(ln)
+		case s.publicLn, s.publicTLSLn:
+			ln = publicListener{ln}
 		}
 		g.Go(func() error {
 			var err error
@@ -418,6 +421,7 @@ func (s *Server) metricsServer() (*http.Server, error) {
 func (s *Server) publicServer(certs *serverCerts, useTLS bool) *http.Server {
 	srv := &http.Server{Handler: s.domains, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.New(&handshakeLog{s: s, quiet: true}, "", 0)}
+	withPublicConn(srv) // domains' idle timeouts
 	if useTLS {
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12,
 			NextProtos: certs.nextProtos()}

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -33,6 +35,16 @@ func (c *publicConn) SetReadDeadline(t time.Time) error {
 		}
 	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// CloseWrite half-closes the TCP connection underneath, as net/http's
+// server does before it closes a connection whose request body it did not
+// read (so that the client gets the answer, not a reset).
+func (c *publicConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("half-close %T: %w", c.Conn, errors.ErrUnsupported)
 }
 
 type publicListener struct{ net.Listener }

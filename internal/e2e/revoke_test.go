@@ -26,11 +26,7 @@ func TestRevokeClosesLiveConnection(t *testing.T) {
 		h := testharness.New(t, opts)
 		gw := h.StartGateway(t)
 		victim := fakeRunner(t, h, gw, "victim")
-		real := h.StartRunner(t, gw, "real-1")
 		op := h.Client(t, ca.ProfileOperator, "alice")
-		testharness.Eventually(t, 10*time.Second, "real-1 registered", func() bool {
-			return op.Do(t, http.MethodGet, gw.APIURL+"/v1/runners/real-1", nil, nil) == http.StatusOK
-		})
 
 		// A long-poll on a raw TLS connection, so that its closing is seen
 		// directly rather than through an HTTP client's retries.
@@ -47,8 +43,14 @@ func TestRevokeClosesLiveConnection(t *testing.T) {
 			_, _ = io.Copy(io.Discard, conn) // returns when the gateway closes the connection
 			closed <- time.Now()
 		}()
+		// The victim's long-poll is the only one until it waits; the real
+		// runner starts after that, so the count cannot be someone else's.
 		testharness.Eventually(t, 5*time.Second, "long-poll waiting", func() bool {
-			return strings.Contains(scrape(t, op, gw), "leash_gateway_longpoll_waiters 2")
+			return strings.Contains(scrape(t, op, gw), "leash_gateway_longpoll_waiters 1")
+		})
+		real := h.StartRunner(t, gw, "real-1")
+		testharness.Eventually(t, 10*time.Second, "real-1 registered", func() bool {
+			return op.Do(t, http.MethodGet, gw.APIURL+"/v1/runners/real-1", nil, nil) == http.StatusOK
 		})
 
 		var resp protocol.RevokeResponse

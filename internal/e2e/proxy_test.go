@@ -20,7 +20,18 @@ import (
 type connectProxy struct {
 	mu      sync.Mutex
 	targets map[string]int
-	wg      sync.WaitGroup
+	closed  bool           // no more pipes: the test is ending
+	wg      sync.WaitGroup // the pipes' copy goroutines
+}
+
+// close stops new pipes and waits for the running ones (their connections
+// end when the server and the gateway close). A CONNECT still in its
+// handler after this closes its connections instead of piping them.
+func (p *connectProxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +53,17 @@ func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = upstream.Close()
 		return
 	}
+	// wg.Add must not race the cleanup's Wait: a CONNECT can still be in
+	// its handler when the server closes.
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = upstream.Close()
+		_ = client.Close()
+		return
+	}
 	p.wg.Add(2)
+	p.mu.Unlock()
 	pipe := func(dst, src net.Conn) {
 		defer p.wg.Done()
 		_, _ = io.Copy(dst, src)
@@ -75,7 +96,7 @@ func TestRunnerThroughHTTPSProxy(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
-		proxy.wg.Wait()
+		proxy.close()
 	})
 	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 

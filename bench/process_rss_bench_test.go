@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -299,22 +298,7 @@ func (p *procRig) streamsRound(b *testing.B) (gw, rn, gw0, rn0 procMem) {
 		})
 	}()
 	b.StartTimer()
-	for range idleStreams {
-		c, err := net.DialTimeout("tcp", p.echo, 10*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c)
-		var one [1]byte
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write([]byte{'x'}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, one[:]); err != nil {
-			b.Fatalf("echo on stream %d: %v", len(conns), err)
-		}
-		_ = c.SetDeadline(time.Time{})
-	}
+	openIdleEchoes(b, p.echo, &conns)
 	b.StopTimer()
 	gw, rn = p.sample(b)
 	return gw, rn, gw0, rn0

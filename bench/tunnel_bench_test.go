@@ -133,15 +133,27 @@ func sinkProbe(addr string) error {
 
 // serveHTTPBackend starts the http service: every request's body is read
 // and answered with httpBodySize bytes.
-func serveHTTPBackend(b testing.TB) string {
+func serveHTTPBackend(b testing.TB) string { return serveCountingHTTPBackend(b, nil) }
+
+// serveCountingHTTPBackend is serveHTTPBackend counting the connections
+// it accepts into conns (when not nil).
+func serveCountingHTTPBackend(b testing.TB, conns *atomic.Int64) string {
 	b.Helper()
 	answer := bytes.Repeat([]byte("a"), httpBodySize)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 		_, _ = w.Write(answer)
 	}))
+	if conns != nil {
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+	}
+	srv.Start()
 	b.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }

@@ -5,11 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,27 +78,6 @@ func newDomainRig(b *testing.B) *domainRig {
 		})
 	}
 	return rig
-}
-
-// serveCountingHTTPBackend is serveHTTPBackend counting the connections
-// it accepts into conns.
-func serveCountingHTTPBackend(b *testing.B, conns *atomic.Int64) string {
-	b.Helper()
-	answer := bytes.Repeat([]byte("a"), httpBodySize)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
-		_, _ = w.Write(answer)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	b.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
 }
 
 // newDomainLoad is an httpLoad for url (whose host names the domain)

@@ -80,6 +80,30 @@ func (c idleCost) report(b *testing.B) {
 	b.ReportMetric(c.goroutines, "goroutines/stream")
 }
 
+// openIdleEchoes opens idleStreams connections to the echo service at
+// addr, each proven by one echoed byte and then left idle, appending each
+// to conns as soon as it is open (so the caller's cleanup closes it even
+// when a later one fails).
+func openIdleEchoes(b *testing.B, addr string, conns *[]net.Conn) {
+	b.Helper()
+	for range idleStreams {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*conns = append(*conns, c)
+		var one [1]byte
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, one[:]); err != nil {
+			b.Fatalf("echo from %s on connection %d: %v", addr, len(*conns), err)
+		}
+		_ = c.SetDeadline(time.Time{})
+	}
+}
+
 // idleRound opens idleStreams connections to addr (timed when timed is
 // true, otherwise with the timer stopped), samples memory, closes them
 // and waits for the process to settle.
@@ -99,22 +123,7 @@ func idleRound(b *testing.B, addr string, timed bool) idleCost {
 	if timed {
 		b.StartTimer()
 	}
-	for range idleStreams {
-		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c)
-		var one [1]byte
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write([]byte{'x'}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, one[:]); err != nil {
-			b.Fatalf("echo from %s on connection %d: %v", addr, len(conns), err)
-		}
-		_ = c.SetDeadline(time.Time{})
-	}
+	openIdleEchoes(b, addr, &conns)
 	b.StopTimer()
 	after := sampleMem(b)
 	per := func(x, y uint64) float64 { return (float64(x) - float64(y)) / idleStreams }

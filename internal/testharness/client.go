@@ -2,7 +2,6 @@ package testharness
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -32,34 +31,17 @@ type Client struct {
 // named name directly from the CA and returns a client presenting it.
 func (h *Harness) Client(t testing.TB, profile, name string) *Client {
 	t.Helper()
-	key, err := ca.KeyECP256.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := ca.NewCSR(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := h.CA.Issue(context.Background(), ca.IssueRequest{Profile: profile, Name: name, CSR: csr})
-	if err != nil {
-		t.Fatalf("issue %s certificate for %s: %v", profile, name, err)
-	}
+	key, iss, certFile, keyFile := h.issueToFiles(t, ca.IssueRequest{Profile: profile, Name: name}, name)
 	pair := tls.Certificate{PrivateKey: key, Leaf: iss.Leaf}
 	for _, c := range iss.Chain {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
 	c := h.clientWith(t, &pair)
 	c.Cert = iss.Leaf
-	dir := t.TempDir()
-	keyPEM, err := ca.MarshalPrivateKey(key, nil)
-	if err != nil {
+	c.CertFile, c.KeyFile = certFile, keyFile
+	c.CAFile = filepath.Join(filepath.Dir(certFile), "ca.crt")
+	if err := os.WriteFile(c.CAFile, ca.EncodeCerts(h.CA.Root()), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	c.CertFile, c.KeyFile, c.CAFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, "ca.crt")
-	for path, data := range map[string][]byte{c.CertFile: iss.ChainPEM(), c.KeyFile: keyPEM, c.CAFile: ca.EncodeCerts(h.CA.Root())} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return c
 }

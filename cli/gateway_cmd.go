@@ -162,14 +162,18 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 			*dst = c.Duration(name)
 		}
 	}
-	if c.IsSet("hostname") {
-		f.Hostnames = c.StringSlice("hostname")
+	lists := map[string]*[]string{"hostname": &f.Hostnames, "public-cert": &f.PublicCerts, "expose": &f.Expose,
+		"ui-trusted-proxies": &f.UITrustedProxies}
+	for name, dst := range lists {
+		if c.IsSet(name) {
+			*dst = c.StringSlice(name)
+		}
 	}
-	if c.IsSet("public-cert") {
-		f.PublicCerts = c.StringSlice("public-cert")
-	}
-	if c.IsSet("expose") {
-		f.Expose = c.StringSlice("expose")
+	bools := map[string]*bool{"allow-insecure-remote": &f.AllowInsecure, "ui": &f.UI, "acme-agree-tos": &f.ACMEAgreeTOS}
+	for name, dst := range bools {
+		if c.IsSet(name) {
+			*dst = c.Bool(name)
+		}
 	}
 	var expose []gateway.Exposure
 	for _, x := range f.Expose {
@@ -178,18 +182,6 @@ func gatewaySettings(c *ucli.Context) (gateway.Config, gatewayFile, error) {
 			return gateway.Config{}, f, usageError{err}
 		}
 		expose = append(expose, e)
-	}
-	if c.IsSet("allow-insecure-remote") {
-		f.AllowInsecure = c.Bool("allow-insecure-remote")
-	}
-	if c.IsSet("ui") {
-		f.UI = c.Bool("ui")
-	}
-	if c.IsSet("ui-trusted-proxies") {
-		f.UITrustedProxies = c.StringSlice("ui-trusted-proxies")
-	}
-	if c.IsSet("acme-agree-tos") {
-		f.ACMEAgreeTOS = c.Bool("acme-agree-tos")
 	}
 	mode := leashtls.Mode(f.Mode)
 	if f.Mode != "" {

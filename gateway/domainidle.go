@@ -3,12 +3,12 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/leashpki/leash/internal/tunnelio"
 )
 
 // publicConn is a connection on a public listener. It carries the idle
@@ -41,10 +41,8 @@ func (c *publicConn) SetReadDeadline(t time.Time) error {
 // server does before it closes a connection whose request body it did not
 // read (so that the client gets the answer, not a reset).
 func (c *publicConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return fmt.Errorf("half-close %T: %w", c.Conn, errors.ErrUnsupported)
+	tunnelio.CloseWrite(c.Conn)
+	return nil
 }
 
 type publicListener struct{ net.Listener }

@@ -2,8 +2,6 @@ package tunnelio
 
 import (
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 	"sync"
 )
@@ -63,17 +61,16 @@ func (g *GatherConn) Write(p []byte) (int, error) {
 	return g.Conn.Write(p)
 }
 
-// CloseWrite half-closes the connection underneath (a TCP connection's
-// FIN), so that wrapping hides nothing from a caller that half-closes:
-// net/http's server, or a byte stream upgraded on a plain listener.
+// CloseWrite flushes and half-closes the connection underneath (see
+// CloseWrite), so that wrapping hides nothing from a caller that
+// half-closes: net/http's server, or a byte stream upgraded on a plain
+// listener.
 func (g *GatherConn) CloseWrite() error {
 	if err := g.Flush(); err != nil {
 		return err
 	}
-	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return fmt.Errorf("half-close %T: %w", g.Conn, errors.ErrUnsupported)
+	CloseWrite(g.Conn)
+	return nil
 }
 
 // Hold keeps writes until Flush.

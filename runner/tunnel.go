@@ -163,7 +163,7 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 	}
 	sess, err := yamux.Client(co, tunnelio.Config(a.log, a.keepAlive))
 	if err != nil {
-		_ = conn.Close()
+		_ = co.Close()
 		cancel()
 		return nil, nil, fmt.Errorf("open tunnel: %w", err)
 	}

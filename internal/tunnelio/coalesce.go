@@ -3,12 +3,16 @@
 // copy buffers and Splice that carry a stream, and Upgrade and Buffered
 // for byte streams opened by an HTTP Upgrade.
 //
-// yamux writes every data frame as two writes, its 12-byte header and then
-// its body. Over TLS that is two records and two system calls per frame;
-// profiles of the tunnel put half its CPU in system calls. Coalescer joins
-// a data frame's header with its body into one write; with a GatherConn
-// under the TLS connection, a large frame's records go out in one write
-// too.
+// yamux writes every frame from one send loop, a data frame as two
+// writes (its 12-byte header, then its body), and each stream waits until
+// the loop has written its frame. Over TLS every write is a record and a
+// system call; profiles of the tunnel put half its CPU in system calls.
+// The Coalescer under yamux joins a data frame's header with its body and
+// writes small frames behind: it queues them and a goroutine of its own
+// writes whatever has queued in one write. Frames queued while a write is
+// in progress (other streams' frames, a new stream's SYN and first data)
+// go out together. With a GatherConn under the TLS connection, a large
+// frame's records go out in one write too.
 package tunnelio
 
 import (
@@ -16,31 +20,57 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // yamux frame layout: version(1) type(1) flags(2) stream(4) length(4).
 const (
 	headerSize = 12
 	typeData   = 0
-	// maxCoalesce bounds the bodies joined with their header: a big frame
-	// costs the same either way, and the buffer each connection keeps
-	// stays small.
+	// maxCoalesce bounds the bodies joined with their header and queued:
+	// a larger frame is written at once, without a copy.
 	maxCoalesce = 32 << 10
+	// maxQueue bounds what waits for the writer: a Write that finds more
+	// queued waits for it, so a slow connection holds yamux back as
+	// before.
+	maxQueue = 64 << 10
+	// keepBuffer bounds the buffer a Coalescer keeps between writes: a
+	// burst's bigger buffer is left to the collector, so that thousands
+	// of idle tunnels do not each hold one.
+	keepBuffer = 16 << 10
+	// closeFlush bounds how long Close waits for queued frames to be
+	// written: a live peer takes them at once; a stuck one does not.
+	closeFlush = 500 * time.Millisecond
 )
 
 // ErrFraming means a data header was not followed by a body of its
 // length; the connection is closed rather than let a corrupt stream go on.
 var ErrFraming = errors.New("tunnel framing error: data header not followed by its body")
 
-// Coalescer wraps the connection yamux writes to.
+// errCoalescerClosed is what writes return after Close.
+var errCoalescerClosed = errors.New("tunnel connection closed")
+
+// Coalescer wraps the connection yamux writes to. Writes are meant to
+// come from one goroutine (yamux's send loop). Close it to stop its
+// writer.
 type Coalescer struct {
-	io.ReadWriteCloser
+	conn   io.ReadWriteCloser
+	gather *GatherConn
 
 	mu      sync.Mutex
-	pending []byte // a data frame header waiting for its body
-	big     bool   // the pending header's body is large: gather it
-	buf     []byte
-	gather  *GatherConn
+	drained sync.Cond // the writer took the queue, or failed
+	pending []byte    // a data frame header waiting for its body
+	big     bool      // the pending header's body is large
+	queue   []byte    // frames waiting for the writer
+	spare   []byte    // the writer's last buffer, for the next queue
+	writing bool      // a write is in progress (without mu)
+	err     error     // the first write error, or errCoalescerClosed
+	late    bool      // Close stopped waiting for the queue
+
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 // SetGather has data frames larger than the coalescing limit written
@@ -49,51 +79,187 @@ type Coalescer struct {
 // first write.
 func (c *Coalescer) SetGather(g *GatherConn) { c.gather = g }
 
-// NewCoalescer wraps conn.
+// NewCoalescer wraps conn and starts its writer.
 func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
-	return &Coalescer{ReadWriteCloser: conn, pending: make([]byte, 0, headerSize)}
+	c := &Coalescer{
+		conn:    conn,
+		pending: make([]byte, 0, headerSize),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.drained.L = &c.mu
+	go c.writeBehind()
+	return c
 }
 
-// Write passes writes on, holding back a data frame's header until its
-// body comes, then writing both at once: into one buffer for a small
-// body, under a GatherConn hold for a large one.
+// Read reads the connection.
+func (c *Coalescer) Read(p []byte) (int, error) { return c.conn.Read(p) }
+
+// Close writes what is queued (waiting at most closeFlush), closes the
+// connection, which also ends a write in progress, and waits for the
+// writer to stop.
+func (c *Coalescer) Close() error {
+	late := time.AfterFunc(closeFlush, func() {
+		c.mu.Lock()
+		c.late = true
+		c.drained.Broadcast()
+		c.mu.Unlock()
+	})
+	c.mu.Lock()
+	for (len(c.queue) > 0 || c.writing) && c.err == nil && !c.late {
+		c.kickLocked()
+		c.drained.Wait()
+	}
+	late.Stop()
+	if c.err == nil {
+		c.err = errCoalescerClosed
+	}
+	c.drained.Broadcast()
+	c.mu.Unlock()
+	err := c.conn.Close()
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.done
+	return err
+}
+
+// Write queues a frame for the writer, holding back a data frame's header
+// until its body comes. A large body is written at once, with its header,
+// after what was queued before it (under a GatherConn hold when there is
+// one). A write error of the writer is returned by the next Write.
 func (c *Coalescer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
 	if len(c.pending) > 0 {
 		want := binary.BigEndian.Uint32(c.pending[8:12])
 		if uint32(len(p)) != want {
-			_ = c.Close()
+			c.failLocked(ErrFraming)
 			return 0, ErrFraming
 		}
 		if c.big {
 			c.big = false
-			c.gather.Hold()
-			_, err := c.ReadWriteCloser.Write(c.pending)
-			c.pending = c.pending[:0]
-			var n int
-			if err == nil {
-				n, err = c.ReadWriteCloser.Write(p)
-			}
-			if ferr := c.gather.Flush(); err == nil {
-				err = ferr
-			}
-			return n, err
+			return c.writeNowLocked(p)
 		}
-		c.buf = append(append(c.buf[:0], c.pending...), p...)
+		c.queue = append(append(c.queue, c.pending...), p...)
 		c.pending = c.pending[:0]
-		n, err := c.ReadWriteCloser.Write(c.buf)
-		return max(n-headerSize, 0), err
+		return len(p), c.waitQueueLocked()
 	}
 	if len(p) == headerSize && p[1] == typeData {
-		if n := binary.BigEndian.Uint32(p[8:12]); n > 0 && n <= maxCoalesce {
+		if n := binary.BigEndian.Uint32(p[8:12]); n > 0 {
 			c.pending = append(c.pending, p...)
-			return len(p), nil
-		} else if n > 0 && c.gather != nil {
-			c.pending = append(c.pending, p...)
-			c.big = true
+			c.big = n > maxCoalesce
 			return len(p), nil
 		}
 	}
-	return c.ReadWriteCloser.Write(p)
+	if len(p) > maxCoalesce {
+		return c.writeNowLocked(p)
+	}
+	c.queue = append(c.queue, p...)
+	return len(p), c.waitQueueLocked()
+}
+
+// kickLocked wakes the writer.
+func (c *Coalescer) kickLocked() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitQueueLocked wakes the writer and, when the queue is over its
+// bound, waits until the writer has taken it.
+func (c *Coalescer) waitQueueLocked() error {
+	c.kickLocked()
+	for len(c.queue) > maxQueue && c.err == nil {
+		c.drained.Wait()
+	}
+	return c.err
+}
+
+// writeNowLocked writes the pending header (if any) and body itself,
+// once everything queued before them is written, under a GatherConn hold
+// when there is one. mu is released during the write, so that Close can
+// end a write that does not progress.
+func (c *Coalescer) writeNowLocked(body []byte) (int, error) {
+	for (len(c.queue) > 0 || c.writing) && c.err == nil {
+		c.kickLocked()
+		c.drained.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	hdr := append(make([]byte, 0, headerSize), c.pending...)
+	c.pending = c.pending[:0]
+	c.writing = true
+	c.mu.Unlock()
+	var err error
+	n := 0
+	if c.gather != nil {
+		c.gather.Hold()
+	}
+	if len(hdr) > 0 {
+		_, err = c.conn.Write(hdr)
+	}
+	if err == nil {
+		n, err = c.conn.Write(body)
+	}
+	if c.gather != nil {
+		if ferr := c.gather.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	c.mu.Lock()
+	c.writing = false
+	if err != nil {
+		c.failLocked(err)
+	}
+	c.drained.Broadcast()
+	if len(c.queue) > 0 {
+		c.kickLocked()
+	}
+	return n, err
+}
+
+// failLocked records the first error and closes the connection, so that
+// the reading side ends too.
+func (c *Coalescer) failLocked(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+	c.drained.Broadcast()
+	_ = c.conn.Close()
+}
+
+// writeBehind writes what is queued, all of it in one write, until Close.
+func (c *Coalescer) writeBehind() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		for len(c.queue) > 0 && !c.writing && c.err == nil {
+			out := c.queue
+			c.queue, c.spare = c.spare[:0], nil
+			c.writing = true
+			c.drained.Broadcast()
+			c.mu.Unlock()
+			_, err := c.conn.Write(out)
+			c.mu.Lock()
+			c.writing = false
+			if cap(out) <= keepBuffer {
+				c.spare = out[:0]
+			}
+			if err != nil {
+				c.failLocked(err)
+			}
+		}
+		c.drained.Broadcast()
+		c.mu.Unlock()
+	}
 }

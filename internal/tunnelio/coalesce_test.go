@@ -6,22 +6,59 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
 
+// recorder records writes. While gate is set, each Write first waits
+// for a value from it (or for Close).
 type recorder struct {
+	mu     sync.Mutex
 	writes [][]byte
 	closed bool
+	gate   chan struct{}
+	shut   chan struct{}
+	fail   error
 }
+
+func newRecorder() *recorder { return &recorder{shut: make(chan struct{})} }
 
 func (r *recorder) Read([]byte) (int, error) { return 0, io.EOF }
 func (r *recorder) Write(p []byte) (int, error) {
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		case <-r.shut:
+			return 0, net.ErrClosed
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return 0, r.fail
+	}
 	r.writes = append(r.writes, bytes.Clone(p))
 	return len(p), nil
 }
-func (r *recorder) Close() error { r.closed = true; return nil }
+func (r *recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		close(r.shut)
+	}
+	return nil
+}
+func (r *recorder) got() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.writes)
+}
 
 func header(typ byte, length uint32) []byte {
 	h := make([]byte, headerSize)
@@ -32,6 +69,7 @@ func header(typ byte, length uint32) []byte {
 }
 
 func TestCoalescer(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), maxCoalesce+1)
 	tests := []struct {
 		name   string
 		writes [][]byte
@@ -39,15 +77,15 @@ func TestCoalescer(t *testing.T) {
 		err    error
 	}{
 		{"data header and body become one write", [][]byte{header(0, 3), []byte("abc")}, [][]byte{append(header(0, 3), "abc"...)}, nil},
-		{"window update passes alone", [][]byte{header(1, 1000)}, [][]byte{header(1, 1000)}, nil},
-		{"empty data frame (SYN/FIN) passes alone", [][]byte{header(0, 0)}, [][]byte{header(0, 0)}, nil},
-		{"a big frame's header passes alone", [][]byte{header(0, maxCoalesce+1)}, [][]byte{header(0, maxCoalesce+1)}, nil},
-		{"a short write passes", [][]byte{[]byte("abc")}, [][]byte{[]byte("abc")}, nil},
+		{"window update is written", [][]byte{header(1, 1000)}, [][]byte{header(1, 1000)}, nil},
+		{"empty data frame (SYN/FIN) is written", [][]byte{header(0, 0)}, [][]byte{header(0, 0)}, nil},
+		{"a big frame's header and body are written without a copy", [][]byte{header(0, maxCoalesce+1), big}, [][]byte{header(0, maxCoalesce+1), big}, nil},
+		{"a short write is written", [][]byte{[]byte("abc")}, [][]byte{[]byte("abc")}, nil},
 		{"a header not followed by its body closes", [][]byte{header(0, 3), header(2, 0)}, nil, ErrFraming},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := newRecorder()
 			c := NewCoalescer(rec)
 			var err error
 			for _, w := range tt.writes {
@@ -61,16 +99,135 @@ func TestCoalescer(t *testing.T) {
 			if tt.err != nil && !rec.closed {
 				t.Fatal("framing error did not close the connection")
 			}
-			if len(rec.writes) != len(tt.want) {
-				t.Fatalf("%d writes, want %d", len(rec.writes), len(tt.want))
+			_ = c.Close() // writes what is queued
+			got := rec.got()
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d writes, want %d", len(got), len(tt.want))
 			}
 			for i := range tt.want {
-				if !bytes.Equal(rec.writes[i], tt.want[i]) {
-					t.Errorf("write %d = %x, want %x", i, rec.writes[i], tt.want[i])
+				if !bytes.Equal(got[i], tt.want[i]) {
+					t.Errorf("write %d = %x, want %x", i, got[i], tt.want[i])
 				}
 			}
 		})
 	}
+}
+
+// TestCoalescerWritesBehind: frames queued while a write is in progress
+// go out together in the next write, in order, with a big frame after
+// everything queued before it; a full queue holds the writer back; a
+// write error reaches the next Write and closes the connection.
+func TestCoalescerWritesBehind(t *testing.T) {
+	frame := func(body string) []byte { return append(header(0, uint32(len(body))), body...) }
+	write := func(t *testing.T, c *Coalescer, frames ...[]byte) {
+		t.Helper()
+		for _, f := range frames {
+			if _, err := c.Write(f[:headerSize]); err != nil {
+				t.Fatal(err)
+			}
+			if len(f) > headerSize {
+				if _, err := c.Write(f[headerSize:]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	t.Run("batch and order", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			rec.gate = make(chan struct{})
+			c := NewCoalescer(rec)
+			defer func() { _ = c.Close() }()
+			write(t, c, frame("one"))
+			synctest.Wait() // the writer waits in its write of "one"
+			write(t, c, frame("two"), header(1, 7), frame("three"))
+			bigDone := make(chan struct{})
+			bigBody := bytes.Repeat([]byte("B"), maxCoalesce+5)
+			go func() {
+				defer close(bigDone)
+				write(t, c, append(header(0, uint32(len(bigBody))), bigBody...))
+			}()
+			synctest.Wait()
+			select {
+			case <-bigDone:
+				t.Fatal("a big frame was written before the frames queued ahead of it")
+			default:
+			}
+			for range 4 { // one, the batch, the big header, the big body
+				rec.gate <- struct{}{}
+			}
+			<-bigDone
+			want := [][]byte{frame("one"), slices.Concat(frame("two"), header(1, 7), frame("three")), header(0, uint32(len(bigBody))), bigBody}
+			got := rec.got()
+			if len(got) != len(want) {
+				t.Fatalf("%d writes, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Errorf("write %d: %d bytes %.40q, want %d bytes %.40q", i, len(got[i]), got[i], len(want[i]), want[i])
+				}
+			}
+		})
+	})
+	t.Run("a full queue waits", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			rec.gate = make(chan struct{})
+			c := NewCoalescer(rec)
+			defer func() { _ = c.Close() }()
+			write(t, c, frame("first"))
+			synctest.Wait()
+			chunk := string(bytes.Repeat([]byte("q"), maxCoalesce))
+			filled := make(chan struct{})
+			go func() {
+				defer close(filled)
+				for range maxQueue/maxCoalesce + 1 {
+					write(t, c, frame(chunk))
+				}
+			}()
+			synctest.Wait()
+			select {
+			case <-filled:
+				t.Fatal("the queue grew past its bound while the writer was stuck")
+			default:
+			}
+			rec.gate <- struct{}{} // "first" written; the writer takes the queue
+			<-filled
+			close(rec.gate)
+		})
+	})
+	t.Run("write error", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			rec.fail = errors.New("broken pipe")
+			c := NewCoalescer(rec)
+			defer func() { _ = c.Close() }()
+			write(t, c, frame("lost"))
+			synctest.Wait()
+			if _, err := c.Write(header(1, 1)); err == nil || err.Error() != "broken pipe" {
+				t.Fatalf("the write after a failed one: %v, want broken pipe", err)
+			}
+			if !rec.closed {
+				t.Fatal("a write error did not close the connection")
+			}
+		})
+	})
+	t.Run("close of a stuck connection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			rec.gate = make(chan struct{}) // never opened
+			c := NewCoalescer(rec)
+			write(t, c, frame("stuck"), frame("queued"))
+			start := time.Now()
+			_ = c.Close()
+			if waited := time.Since(start); waited != closeFlush {
+				t.Fatalf("Close waited %v for a stuck connection, want %v", waited, closeFlush)
+			}
+			if _, err := c.Write(header(1, 1)); !errors.Is(err, errCoalescerClosed) {
+				t.Fatalf("write after Close: %v", err)
+			}
+		})
+	})
 }
 
 // TestCoalescerUnderYamux: real yamux sessions over a pipe with coalescing

@@ -31,6 +31,8 @@ func (w *writeLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (w *writeLog) Close() error { return nil }
+
 // TestCoalescerGathersBigFrames: a data frame over the coalescing limit
 // goes out as one write of header and body through the GatherConn; small
 // frames and control frames are as without it, and nothing stays held.
@@ -58,6 +60,7 @@ func TestCoalescerGathersBigFrames(t *testing.T) {
 					t.Fatalf("write of %d: %d, %v", len(w), n, err)
 				}
 			}
+			_ = c.Close() // writes what is queued
 			if len(log.writes) != len(tc.want) {
 				t.Fatalf("%d writes, want %d", len(log.writes), len(tc.want))
 			}
@@ -73,8 +76,9 @@ func TestCoalescerGathersBigFrames(t *testing.T) {
 	}
 	t.Run("big header not followed by its body closes", func(t *testing.T) {
 		var gr Gatherer
-		rec := &recorder{}
+		rec := newRecorder()
 		c := NewCoalescer(rec)
+		defer func() { _ = c.Close() }()
 		c.SetGather(gr.Conn(&writeLog{}))
 		_, _ = c.Write(header(0, uint32(len(big))))
 		if _, err := c.Write([]byte("short")); err == nil || !rec.closed {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/leashpki/leash/protocol"
 	leashtls "github.com/leashpki/leash/tls"
 )
 
@@ -89,19 +90,31 @@ func (s *Server) serveExposure(ctx context.Context, e *exposed) error {
 		}
 		wg.Go(func() {
 			defer func() { _ = conn.Close() }()
-			var stream net.Conn
-			err := s.checkDeclared(ctx, e.Runner, "tcp:"+e.Service)
-			if err == nil {
-				stream, err = s.tunnels.dial(ctx, e.Runner, e.Service, "tcp://"+conn.RemoteAddr().String())
-			}
-			if err != nil {
+			client := conn.RemoteAddr().String()
+			refused := func(err error) {
 				s.m.streams.WithLabelValues("refused").Inc()
-				s.log.Warn("exposed service unavailable", "runner", e.Runner, "service", e.Service,
-					"client", conn.RemoteAddr().String(), "err", err)
+				s.log.Warn("exposed service unavailable", "runner", e.Runner, "service", e.Service, "client", client, "err", err)
+			}
+			if err := s.checkDeclared(ctx, e.Runner, "tcp:"+e.Service); err != nil {
+				refused(err)
+				return
+			}
+			// The client's first bytes go out with the stream request; a
+			// refusal comes back to the first read from the stream and
+			// ends the client's connection.
+			stream, err := s.tunnels.dialEarly(ctx, e.Runner, protocol.StreamTCP, e.Service, "tcp://"+client, func(err error) {
+				if err != nil {
+					refused(err)
+					_ = conn.Close()
+					return
+				}
+				s.m.streams.WithLabelValues("ok").Inc()
+			})
+			if err != nil {
+				refused(err)
 				return
 			}
 			defer func() { _ = stream.Close() }()
-			s.m.streams.WithLabelValues("ok").Inc()
 			stopConn := context.AfterFunc(ctx, func() { _ = conn.Close(); _ = stream.Close() })
 			defer stopConn()
 			s.buffers.Splice(conn, stream)

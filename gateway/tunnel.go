@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -91,8 +92,40 @@ func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (ne
 	return ts.dialKind(ctx, runner, protocol.StreamTCP, service, client)
 }
 
-// dialKind opens a stream of kind (tcp, http) to a declared name.
+// dialKind opens a stream of kind (tcp, http) to a declared name and
+// waits for the runner's answer.
 func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client string) (net.Conn, error) {
+	stream, err := ts.openStream(ctx, runner, kind, service, client)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(stream, 512)
+	if err := readStreamReply(runner, br); err != nil {
+		_ = stream.Close()
+		return nil, err
+	}
+	_ = stream.SetDeadline(time.Time{})
+	return tunnelio.Buffered(stream, br), nil
+}
+
+// dialEarly opens a stream like dialKind without waiting for the answer:
+// the caller writes at once, which saves a round trip per connection.
+// The runner reads what follows its request only once it accepted it, and
+// drops it otherwise. The first Read returns the runner's refusal, if
+// any; answered (which may be nil) learns the outcome once, before that
+// Read returns.
+func (ts *tunnels) dialEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (net.Conn, error) {
+	stream, err := ts.openStream(ctx, runner, kind, service, client)
+	if err != nil {
+		return nil, err
+	}
+	_ = stream.SetWriteDeadline(time.Time{})
+	return &earlyStream{Stream: stream, runner: runner, answered: answered}, nil
+}
+
+// openStream opens a stream and writes its request. The stream's
+// deadline is the header timeout, or ctx's deadline if sooner.
+func (ts *tunnels) openStream(ctx context.Context, runner, kind, service, client string) (*yamux.Stream, error) {
 	t := ts.get(runner)
 	if t == nil {
 		return nil, errNoTunnel
@@ -111,24 +144,58 @@ func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client s
 		_ = stream.Close()
 		return nil, fmt.Errorf("stream to %s: %w", runner, err)
 	}
-	br := bufio.NewReaderSize(stream, 512)
+	return stream, nil
+}
+
+// readStreamReply reads the runner's answer line: nil for OK, a
+// *refusedError for a refusal.
+func readStreamReply(runner string, br *bufio.Reader) error {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		_ = stream.Close()
-		return nil, fmt.Errorf("stream to %s: no answer: %w", runner, err)
+		return fmt.Errorf("stream to %s: no answer: %w", runner, err)
 	}
 	var reply protocol.StreamReply
 	if err := json.Unmarshal(line, &reply); err != nil {
-		_ = stream.Close()
-		return nil, fmt.Errorf("stream to %s: bad answer: %w", runner, err)
+		return fmt.Errorf("stream to %s: bad answer: %w", runner, err)
 	}
 	if !reply.OK {
-		_ = stream.Close()
-		return nil, &refusedError{msg: reply.Error}
+		return &refusedError{msg: reply.Error}
 	}
-	_ = stream.SetDeadline(time.Time{})
-	return tunnelio.Buffered(stream, br), nil
+	return nil
 }
+
+// earlyStream is a stream whose answer is read by its first Read.
+type earlyStream struct {
+	*yamux.Stream
+	runner   string
+	answered func(error)
+
+	once sync.Once
+	r    io.Reader // after the answer: what follows it
+	err  error     // the refusal, or why there was no answer
+}
+
+func (e *earlyStream) Read(p []byte) (int, error) {
+	e.once.Do(func() {
+		br := bufio.NewReaderSize(e.Stream, 512)
+		e.err = readStreamReply(e.runner, br)
+		if e.err == nil {
+			_ = e.Stream.SetReadDeadline(time.Time{})
+			e.r = tunnelio.Buffered(e.Stream, br)
+		}
+		if e.answered != nil {
+			e.answered(e.err)
+		}
+	})
+	if e.err != nil {
+		return 0, e.err
+	}
+	return e.r.Read(p)
+}
+
+// CloseWrite ends the stream's write half (yamux's Close sends FIN and
+// goes on reading).
+func (e *earlyStream) CloseWrite() error { return e.Stream.Close() }
 
 // refusedError is the runner refusing a stream (undeclared service, or
 // the service does not answer).
@@ -160,7 +227,7 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	sess, err := yamux.Server(co, tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
 	if err != nil {
-		_ = conn.Close()
+		_ = co.Close()
 		return nil
 	}
 	t := &tunnel{runner: c.id.Name, serial: c.id.Serial, sess: sess, opened: s.now()}

@@ -15,7 +15,9 @@ import (
 // Every stream starts with one JSON line from the gateway, a StreamRequest
 // naming a service the runner DECLARED by name; the runner answers with
 // one JSON line, a StreamReply, and then the stream carries raw bytes in
-// both directions, half-close included. The runner maps names to
+// both directions, half-close included. The gateway may send bytes after
+// its request line before the reply; the runner reads them only once it
+// has accepted the stream. The runner maps names to
 // addresses from its own configuration, so a gateway can never make it
 // reach anything else.
 const (

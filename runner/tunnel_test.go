@@ -18,10 +18,12 @@ import (
 )
 
 // TestRunnerRefusesUndeclaredTargets plays a compromised gateway: it asks
-// the runner's tunnel for addresses, undeclared names and ports, and the
-// runner refuses every one without dialing anything.
+// the runner's tunnel for addresses, undeclared names and ports, with
+// bytes for the target right behind each request, and the runner refuses
+// every one without dialing anything. Declared targets get those bytes.
 func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 	var dialed atomic.Int32
+	early := make(chan string, 8) // what reached the target before the test closed the stream
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +36,9 @@ func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 				return
 			}
 			dialed.Add(1)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			early <- line
 			_ = c.Close()
 		}
 	}()
@@ -74,7 +79,10 @@ func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 		}
 		defer func() { _ = s.Close() }()
 		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := s.Write([]byte(line + "\n")); err != nil {
+		// Bytes for the target right after the request, as the gateway
+		// sends them for exposed ports: they may reach a declared target
+		// only.
+		if _, err := s.Write([]byte(line + "\nearly bytes\n")); err != nil {
 			t.Fatal(err)
 		}
 		answer, err := bufio.NewReader(s).ReadString('\n')
@@ -117,6 +125,11 @@ func TestRunnerRefusesUndeclaredTargets(t *testing.T) {
 	}
 	if n := dialed.Load(); n != 2 {
 		t.Errorf("dialed %d times for 2 declared targets", n)
+	}
+	for range 2 {
+		if got := <-early; got != "early bytes\n" {
+			t.Errorf("a declared target got %q before its stream closed, want the bytes sent after the request", got)
+		}
 	}
 	if !strings.Contains(ask(`{"kind":"tcp","service":"nope"}`).Error, "not declared") {
 		t.Error("refusal does not say why")

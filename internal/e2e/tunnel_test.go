@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -264,6 +265,45 @@ func TestExposedServicePort(t *testing.T) {
 	if want := fmt.Sprintf("%d %x\n", len(payload), sha256.Sum256(payload)); err != nil || string(answer) != want {
 		t.Fatalf("through the exposed port: %q %v; want %q", answer, err, want)
 	}
+}
+
+// TestExposedServicePortRefused: the gateway sends a client's first bytes
+// with the stream request, before the runner answers. When the runner then
+// refuses (its service does not answer), the client's connection is closed
+// without a byte, the bytes go nowhere, and the refusal is counted.
+func TestExposedServicePortRefused(t *testing.T) {
+	expose := freeAddr(t)
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.Expose = []gateway.Exposure{{Listen: expose, Runner: "db-host", Service: "db"}}
+	}})
+	gw := h.StartGateway(t)
+	addr := gw.Server.ExposedAddrs()[0].String()
+	r := h.StartRunner(t, gw, "db-host", testharness.RunnerOptions{Services: map[string]string{"db": freeAddr(t)}})
+	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
+	op := h.Client(t, ca.ProfileOperator, "alice")
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.Write([]byte("early bytes\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	var ne net.Error
+	if len(got) != 0 || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("a refused stream's client read %q, %v; want its connection closed without a byte", got, err)
+	}
+	// Closed, not only half-closed: the client's next writes are reset.
+	testharness.Eventually(t, 5*time.Second, "the connection closed by the gateway", func() bool {
+		_, err := c.Write([]byte("more\n"))
+		return err != nil
+	})
+	testharness.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
+		return strings.Contains(scrape(t, op, gw), `leash_gateway_tunnel_streams_total{result="refused"} 1`)
+	})
 }
 
 func freeAddr(t *testing.T) string {

@@ -233,12 +233,7 @@ func TestTunnelRevocationAndRotation(t *testing.T) {
 // plain TCP clients to the runner's service; while the runner has no
 // tunnel the connection is closed at once.
 func TestExposedServicePort(t *testing.T) {
-	expose := freeAddr(t)
-	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
-		c.Expose = []gateway.Exposure{{Listen: expose, Runner: "db-host", Service: "db"}}
-	}})
-	gw := h.StartGateway(t)
-	addr := gw.Server.ExposedAddrs()[0].String()
+	h, gw, addr := exposeDB(t)
 
 	// No runner yet: accepted, then closed without a byte.
 	if c, err := net.Dial("tcp", addr); err == nil {
@@ -272,12 +267,7 @@ func TestExposedServicePort(t *testing.T) {
 // refuses (its service does not answer), the client's connection is closed
 // without a byte, the bytes go nowhere, and the refusal is counted.
 func TestExposedServicePortRefused(t *testing.T) {
-	expose := freeAddr(t)
-	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
-		c.Expose = []gateway.Exposure{{Listen: expose, Runner: "db-host", Service: "db"}}
-	}})
-	gw := h.StartGateway(t)
-	addr := gw.Server.ExposedAddrs()[0].String()
+	h, gw, addr := exposeDB(t)
 	r := h.StartRunner(t, gw, "db-host", testharness.RunnerOptions{Services: map[string]string{"db": freeAddr(t)}})
 	testharness.Eventually(t, 10*time.Second, "tunnel", func() bool { return r.Agent.Tunnels() == 1 })
 	op := h.Client(t, ca.ProfileOperator, "alice")
@@ -304,6 +294,18 @@ func TestExposedServicePortRefused(t *testing.T) {
 	testharness.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
 		return strings.Contains(scrape(t, op, gw), `leash_gateway_tunnel_streams_total{result="refused"} 1`)
 	})
+}
+
+// exposeDB starts a gateway that exposes runner db-host's service db on
+// a port of its own, and returns that port's address.
+func exposeDB(t *testing.T) (*testharness.Harness, *testharness.Gateway, string) {
+	t.Helper()
+	expose := freeAddr(t)
+	h := testharness.New(t, testharness.Options{Gateway: func(c *gateway.Config) {
+		c.Expose = []gateway.Exposure{{Listen: expose, Runner: "db-host", Service: "db"}}
+	}})
+	gw := h.StartGateway(t)
+	return h, gw, gw.Server.ExposedAddrs()[0].String()
 }
 
 func freeAddr(t *testing.T) string {

@@ -132,14 +132,21 @@ func TestCoalescerWritesBehind(t *testing.T) {
 			}
 		}
 	}
+	// stuck returns a Coalescer, in the calling bubble, whose writer
+	// waits inside its write of frame(first) until the recorder's gate
+	// lets it go.
+	stuck := func(t *testing.T, first string) (*recorder, *Coalescer) {
+		rec := newRecorder()
+		rec.gate = make(chan struct{})
+		c := NewCoalescer(rec)
+		t.Cleanup(func() { _ = c.Close() })
+		write(t, c, frame(first))
+		synctest.Wait()
+		return rec, c
+	}
 	t.Run("batch and order", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rec := newRecorder()
-			rec.gate = make(chan struct{})
-			c := NewCoalescer(rec)
-			defer func() { _ = c.Close() }()
-			write(t, c, frame("one"))
-			synctest.Wait() // the writer waits in its write of "one"
+			rec, c := stuck(t, "one")
 			write(t, c, frame("two"), header(1, 7), frame("three"))
 			bigDone := make(chan struct{})
 			bigBody := bytes.Repeat([]byte("B"), maxCoalesce+5)
@@ -171,12 +178,7 @@ func TestCoalescerWritesBehind(t *testing.T) {
 	})
 	t.Run("a full queue waits", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rec := newRecorder()
-			rec.gate = make(chan struct{})
-			c := NewCoalescer(rec)
-			defer func() { _ = c.Close() }()
-			write(t, c, frame("first"))
-			synctest.Wait()
+			rec, c := stuck(t, "first")
 			chunk := string(bytes.Repeat([]byte("q"), maxCoalesce))
 			filled := make(chan struct{})
 			go func() {
@@ -214,10 +216,8 @@ func TestCoalescerWritesBehind(t *testing.T) {
 	})
 	t.Run("close of a stuck connection", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rec := newRecorder()
-			rec.gate = make(chan struct{}) // never opened
-			c := NewCoalescer(rec)
-			write(t, c, frame("stuck"), frame("queued"))
+			_, c := stuck(t, "stuck") // never let go
+			write(t, c, frame("queued"))
 			start := time.Now()
 			_ = c.Close()
 			if waited := time.Since(start); waited != closeFlush {

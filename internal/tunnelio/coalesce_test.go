@@ -246,6 +246,49 @@ func TestCoalescerUnderYamux(t *testing.T) {
 	echoOverYamux(t, client, server, bytes.Repeat([]byte("0123456789"), 400_000), io.Copy)
 }
 
+// TestCoalescerCloseWritesQueued: a session closed right after a
+// stream's last write still delivers it: Close writes what yamux has
+// handed over before the connection closes.
+func TestCoalescerCloseWritesQueued(t *testing.T) {
+	for range 20 {
+		a, b := net.Pipe()
+		client, err := yamux.Client(NewCoalescer(a), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := yamux.Server(NewCoalescer(b), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, got := make(chan struct{}), make(chan []byte, 1)
+		go func() {
+			defer close(got)
+			s, err := server.AcceptStream()
+			close(accepted)
+			if err != nil {
+				return
+			}
+			data, _ := io.ReadAll(s)
+			got <- data
+		}()
+		s, err := client.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-accepted // yamux drops a stream not accepted before its session ends
+		payload := bytes.Repeat([]byte("last words "), 1000)
+		if _, err := s.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+		_ = client.Close()
+		if data := <-got; !bytes.Equal(data, payload) {
+			t.Fatalf("the peer got %d of %d bytes written before the session closed", len(data), len(payload))
+		}
+		_ = server.Close()
+	}
+}
+
 // echoOverYamux opens a stream from client, has server echo it with echo
 // until the client's FIN, and checks that payload comes back whole.
 func echoOverYamux(t *testing.T, client, server *yamux.Session, payload []byte, echo func(io.Writer, io.Reader) (int64, error)) {

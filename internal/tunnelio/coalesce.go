@@ -8,8 +8,9 @@
 // the loop has written its frame. Over TLS every write is a record and a
 // system call; profiles of the tunnel put half its CPU in system calls.
 // The Coalescer under yamux joins a data frame's header with its body and
-// writes small frames behind: it queues them and a goroutine of its own
-// writes whatever has queued in one write. Frames queued while a write is
+// writes small frames behind: it queues them and a goroutine of its own,
+// started when frames queue and gone when the queue is empty, writes
+// whatever has queued in one write. Frames queued while a write is
 // in progress (other streams' frames, a new stream's SYN and first data)
 // go out together. With a GatherConn under the TLS connection, a large
 // frame's records go out in one write too.
@@ -51,8 +52,8 @@ var ErrFraming = errors.New("tunnel framing error: data header not followed by i
 var errCoalescerClosed = errors.New("tunnel connection closed")
 
 // Coalescer wraps the connection yamux writes to. Writes are meant to
-// come from one goroutine (yamux's send loop). Close it to stop its
-// writer.
+// come from one goroutine (yamux's send loop). An idle Coalescer holds no
+// goroutine; Close waits for a running writer.
 type Coalescer struct {
 	conn   io.ReadWriteCloser
 	gather *GatherConn
@@ -66,11 +67,9 @@ type Coalescer struct {
 	writing bool      // a write is in progress (without mu)
 	err     error     // the first write error, or errCoalescerClosed
 	late    bool      // Close stopped waiting for the queue
+	running bool      // a writer goroutine is running
 
-	wake     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	writers sync.WaitGroup
 }
 
 // SetGather has data frames larger than the coalescing limit written
@@ -79,17 +78,10 @@ type Coalescer struct {
 // first write.
 func (c *Coalescer) SetGather(g *GatherConn) { c.gather = g }
 
-// NewCoalescer wraps conn and starts its writer.
+// NewCoalescer wraps conn.
 func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
-	c := &Coalescer{
-		conn:    conn,
-		pending: make([]byte, 0, headerSize),
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
+	c := &Coalescer{conn: conn, pending: make([]byte, 0, headerSize)}
 	c.drained.L = &c.mu
-	go c.writeBehind()
 	return c
 }
 
@@ -118,8 +110,7 @@ func (c *Coalescer) Close() error {
 	c.drained.Broadcast()
 	c.mu.Unlock()
 	err := c.conn.Close()
-	c.stopOnce.Do(func() { close(c.stop) })
-	<-c.done
+	c.writers.Wait()
 	return err
 }
 
@@ -161,15 +152,16 @@ func (c *Coalescer) Write(p []byte) (int, error) {
 	return len(p), c.waitQueueLocked()
 }
 
-// kickLocked wakes the writer.
+// kickLocked starts the writer unless it runs. Nothing starts once the
+// Coalescer failed or closed, so Close's wait is final.
 func (c *Coalescer) kickLocked() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if !c.running && c.err == nil {
+		c.running = true
+		c.writers.Go(c.writeBehind)
 	}
 }
 
-// waitQueueLocked wakes the writer and, when the queue is over its
+// waitQueueLocked starts the writer and, when the queue is over its
 // bound, waits until the writer has taken it.
 func (c *Coalescer) waitQueueLocked() error {
 	c.kickLocked()
@@ -233,33 +225,27 @@ func (c *Coalescer) failLocked(err error) {
 	_ = c.conn.Close()
 }
 
-// writeBehind writes what is queued, all of it in one write, until Close.
+// writeBehind writes what is queued, all of it in one write, until the
+// queue is empty (or a large frame is being written, or writing failed).
 func (c *Coalescer) writeBehind() {
-	defer close(c.done)
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-c.wake:
-		}
-		c.mu.Lock()
-		for len(c.queue) > 0 && !c.writing && c.err == nil {
-			out := c.queue
-			c.queue, c.spare = c.spare[:0], nil
-			c.writing = true
-			c.drained.Broadcast()
-			c.mu.Unlock()
-			_, err := c.conn.Write(out)
-			c.mu.Lock()
-			c.writing = false
-			if cap(out) <= keepBuffer {
-				c.spare = out[:0]
-			}
-			if err != nil {
-				c.failLocked(err)
-			}
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.queue) > 0 && !c.writing && c.err == nil {
+		out := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.writing = true
 		c.drained.Broadcast()
 		c.mu.Unlock()
+		_, err := c.conn.Write(out)
+		c.mu.Lock()
+		c.writing = false
+		if cap(out) <= keepBuffer {
+			c.spare = out[:0]
+		}
+		if err != nil {
+			c.failLocked(err)
+		}
 	}
+	c.running = false
+	c.drained.Broadcast()
 }

@@ -115,8 +115,9 @@ func TestCoalescer(t *testing.T) {
 
 // TestCoalescerWritesBehind: frames queued while a write is in progress
 // go out together in the next write, in order, with a big frame after
-// everything queued before it; a full queue holds the writer back; a
-// write error reaches the next Write and closes the connection.
+// everything queued before it, and no goroutine is left once all is
+// written; a full queue holds the writer back; a write error reaches the
+// next Write and closes the connection.
 func TestCoalescerWritesBehind(t *testing.T) {
 	frame := func(body string) []byte { return append(header(0, uint32(len(body))), body...) }
 	write := func(t *testing.T, c *Coalescer, frames ...[]byte) {
@@ -173,6 +174,13 @@ func TestCoalescerWritesBehind(t *testing.T) {
 				if !bytes.Equal(got[i], want[i]) {
 					t.Errorf("write %d: %d bytes %.40q, want %d bytes %.40q", i, len(got[i]), got[i], len(want[i]), want[i])
 				}
+			}
+			synctest.Wait() // an idle Coalescer holds no goroutine
+			c.mu.Lock()
+			running := c.running
+			c.mu.Unlock()
+			if running {
+				t.Error("the writer goroutine is still running with nothing queued")
 			}
 		})
 	})

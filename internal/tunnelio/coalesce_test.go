@@ -241,15 +241,7 @@ func TestCoalescerWritesBehind(t *testing.T) {
 // TestCoalescerUnderYamux: real yamux sessions over a pipe with coalescing
 // on both ends carry large, byte-exact transfers both ways.
 func TestCoalescerUnderYamux(t *testing.T) {
-	a, b := net.Pipe()
-	client, err := yamux.Client(NewCoalescer(a), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := yamux.Server(NewCoalescer(b), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := coalescedSessions(t)
 	defer func() { _ = client.Close(); _ = server.Close() }()
 	echoOverYamux(t, client, server, bytes.Repeat([]byte("0123456789"), 400_000), io.Copy)
 }
@@ -259,15 +251,7 @@ func TestCoalescerUnderYamux(t *testing.T) {
 // handed over before the connection closes.
 func TestCoalescerCloseWritesQueued(t *testing.T) {
 	for range 20 {
-		a, b := net.Pipe()
-		client, err := yamux.Client(NewCoalescer(a), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		server, err := yamux.Server(NewCoalescer(b), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, server := coalescedSessions(t)
 		accepted, got := make(chan struct{}), make(chan []byte, 1)
 		go func() {
 			defer close(got)
@@ -295,6 +279,22 @@ func TestCoalescerCloseWritesQueued(t *testing.T) {
 		}
 		_ = server.Close()
 	}
+}
+
+// coalescedSessions returns a yamux client and server over a pipe, with
+// a Coalescer under each end.
+func coalescedSessions(t *testing.T) (client, server *yamux.Session) {
+	t.Helper()
+	a, b := net.Pipe()
+	client, err := yamux.Client(NewCoalescer(a), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = yamux.Server(NewCoalescer(b), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, server
 }
 
 // echoOverYamux opens a stream from client, has server echo it with echo

@@ -39,8 +39,10 @@ const (
 	// burst's bigger buffer is left to the collector, so that thousands
 	// of idle tunnels do not each hold one.
 	keepBuffer = 16 << 10
-	// closeFlush bounds how long Close waits for queued frames to be
-	// written: a live peer takes them at once; a stuck one does not.
+	// closeFlush bounds Close: how long it waits for queued frames to be
+	// written (a live peer takes them at once; a stuck one does not), and
+	// for the TLS connection's close, whose close_notify alert would
+	// otherwise wait up to 5 s for a peer that does not read.
 	closeFlush = 500 * time.Millisecond
 )
 
@@ -68,6 +70,7 @@ type Coalescer struct {
 	err     error     // the first write error, or errCoalescerClosed
 	late    bool      // Close stopped waiting for the queue
 	running bool      // a writer goroutine is running
+	gone    bool      // a read failed: the peer closed or the connection broke
 
 	writers sync.WaitGroup
 }
@@ -85,33 +88,66 @@ func NewCoalescer(conn io.ReadWriteCloser) *Coalescer {
 	return c
 }
 
-// Read reads the connection.
-func (c *Coalescer) Read(p []byte) (int, error) { return c.conn.Read(p) }
+// Read reads the connection. A failed read marks the peer gone.
+func (c *Coalescer) Read(p []byte) (int, error) {
+	n, err := c.conn.Read(p)
+	if err != nil {
+		c.mu.Lock()
+		c.gone = true
+		c.mu.Unlock()
+	}
+	return n, err
+}
 
-// Close writes what is queued (waiting at most closeFlush), closes the
-// connection, which also ends a write in progress, and waits for the
-// writer to stop.
+// Close writes what is queued, closes the connection, which also ends a
+// write in progress, and waits for the writer to stop. It returns within
+// closeFlush: then it closes the connection under TLS (the GatherConn),
+// which ends a flush or a close_notify that does not progress. Once a
+// read has failed nothing is flushed: the peer is gone.
+//
+// yamux v0.1.2 closes its shutdown channel before it closes the
+// connection, and marks its streams closed only after: in between, a
+// stream's blocked Read or Write loops without blocking. Close being
+// bounded bounds that spin.
 func (c *Coalescer) Close() error {
+	gaveUp := make(chan struct{})
 	late := time.AfterFunc(closeFlush, func() {
+		defer close(gaveUp)
 		c.mu.Lock()
 		c.late = true
 		c.drained.Broadcast()
 		c.mu.Unlock()
+		c.closeUnder()
 	})
+	defer func() {
+		if !late.Stop() {
+			<-gaveUp
+		}
+	}()
 	c.mu.Lock()
-	for (len(c.queue) > 0 || c.writing) && c.err == nil && !c.late {
+	for (len(c.queue) > 0 || c.writing) && c.err == nil && !c.late && !c.gone {
 		c.kickLocked()
 		c.drained.Wait()
 	}
-	late.Stop()
+	gone := c.gone
 	if c.err == nil {
 		c.err = errCoalescerClosed
 	}
 	c.drained.Broadcast()
 	c.mu.Unlock()
+	if gone {
+		c.closeUnder()
+	}
 	err := c.conn.Close()
 	c.writers.Wait()
 	return err
+}
+
+// closeUnder closes the connection under TLS, if the Coalescer knows it.
+func (c *Coalescer) closeUnder() {
+	if c.gather != nil {
+		_ = c.gather.Conn.Close()
+	}
 }
 
 // Write queues a frame for the writer, holding back a data frame's header

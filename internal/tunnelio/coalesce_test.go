@@ -236,6 +236,20 @@ func TestCoalescerWritesBehind(t *testing.T) {
 			}
 		})
 	})
+	t.Run("close after the peer is gone", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			_, c := stuck(t, "stuck")
+			write(t, c, frame("queued"))
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatal("the recorder's read did not fail")
+			}
+			start := time.Now()
+			_ = c.Close()
+			if waited := time.Since(start); waited != 0 {
+				t.Fatalf("Close waited %v to flush to a peer whose connection already failed, want no wait", waited)
+			}
+		})
+	})
 }
 
 // TestCoalescerUnderYamux: real yamux sessions over a pipe with coalescing

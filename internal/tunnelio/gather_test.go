@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -207,6 +208,47 @@ func TestGatherUnderTLS(t *testing.T) {
 	if n := sock.writes.Load() - before; n >= records/2 {
 		t.Errorf("%d socket writes for %d TLS records of data: the records were not gathered", n, records)
 	}
+}
+
+// TestCoalescerCloseUnderTLS: closing a TLS connection sends a
+// close_notify alert, and tls.Conn waits up to 5 s for a peer that does
+// not read. Close gives up at closeFlush: it closes the connection under
+// TLS (the GatherConn) and returns.
+func TestCoalescerCloseUnderTLS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cert := selfSigned(t) // in the bubble: its validity starts at the bubble's clock
+		pool := x509.NewCertPool()
+		pool.AddCert(cert.Leaf)
+		a, b := net.Pipe() // a write waits until the other end reads
+		var gr Gatherer
+		g := gr.Conn(a)
+		// No session tickets: they would be a write after the handshake
+		// that the client, which reads nothing more, never takes.
+		sc := tls.Server(g, &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true})
+		cc := tls.Client(b, &tls.Config{RootCAs: pool, ServerName: "tunnel.test"})
+		var hs sync.WaitGroup
+		hs.Go(func() {
+			if err := cc.Handshake(); err != nil {
+				t.Errorf("client handshake: %v", err)
+			}
+		})
+		if err := sc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		hs.Wait()
+
+		co := NewCoalescer(sc)
+		co.SetGather(g)
+		start := time.Now()
+		_ = co.Close()
+		if waited := time.Since(start); waited != closeFlush {
+			t.Fatalf("Close to a peer that does not read took %v, want %v", waited, closeFlush)
+		}
+		if _, err := a.Write([]byte{0}); err == nil {
+			t.Fatal("the connection under TLS is still open")
+		}
+		_ = b.Close()
+	})
 }
 
 func selfSigned(t *testing.T) tls.Certificate {

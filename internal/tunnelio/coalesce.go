@@ -39,6 +39,9 @@ const (
 	// burst's bigger buffer is left to the collector, so that thousands
 	// of idle tunnels do not each hold one.
 	keepBuffer = 16 << 10
+	// queueBuffer fits the longest queue: maxQueue, plus the frame (a
+	// header and up to maxCoalesce) whose Write then waits.
+	queueBuffer = maxQueue + maxCoalesce + 2*headerSize
 	// closeFlush bounds Close: how long it waits for queued frames to be
 	// written (a live peer takes them at once; a stuck one does not), and
 	// for the TLS connection's close, whose close_notify alert would
@@ -65,6 +68,7 @@ type Coalescer struct {
 	pending []byte    // a data frame header waiting for its body
 	big     bool      // the pending header's body is large
 	queue   []byte    // frames waiting for the writer
+	pooled  *[]byte   // the pool's buffer that queue is in, if it is
 	spare   []byte    // the writer's last buffer, for the next queue
 	writing bool      // a write is in progress (without mu)
 	err     error     // the first write error, or errCoalescerClosed
@@ -77,7 +81,9 @@ type Coalescer struct {
 
 // SetGather has data frames larger than the coalescing limit written
 // through g in one system call: g is the connection under the TLS
-// connection the Coalescer writes to (see GatherOf). Call it before the
+// connection the Coalescer writes to (see GatherOf). A queue that
+// outgrows a small buffer then moves into one of g's Gatherer's pooled
+// queue buffers, so that bursts do not allocate. Call it before the
 // first write.
 func (c *Coalescer) SetGather(g *GatherConn) { c.gather = g }
 
@@ -170,7 +176,7 @@ func (c *Coalescer) Write(p []byte) (int, error) {
 			c.big = false
 			return c.writeNowLocked(p)
 		}
-		c.queue = append(append(c.queue, c.pending...), p...)
+		c.enqueueLocked(c.pending, p)
 		c.pending = c.pending[:0]
 		return len(p), c.waitQueueLocked()
 	}
@@ -184,8 +190,25 @@ func (c *Coalescer) Write(p []byte) (int, error) {
 	if len(p) > maxCoalesce {
 		return c.writeNowLocked(p)
 	}
-	c.queue = append(c.queue, p...)
+	c.enqueueLocked(p, nil)
 	return len(p), c.waitQueueLocked()
+}
+
+// enqueueLocked appends a and b to the queue. A queue that would outgrow
+// its buffer moves into a pooled one that fits the longest queue, rather
+// than grow by doubling (an allocation and a copy each time, for every
+// burst); its small buffer stays as the spare.
+func (c *Coalescer) enqueueLocked(a, b []byte) {
+	if n := len(c.queue) + len(a) + len(b); n > cap(c.queue) && c.pooled == nil && c.gather != nil {
+		pb := c.gather.gr.queueBuffer()
+		old := c.queue
+		*pb = append((*pb)[:0], old...)
+		c.queue, c.pooled = *pb, pb
+		if c.spare == nil && cap(old) > 0 && cap(old) <= keepBuffer {
+			c.spare = old[:0]
+		}
+	}
+	c.queue = append(append(c.queue, a...), b...)
 }
 
 // kickLocked starts the writer unless it runs. Nothing starts once the
@@ -267,15 +290,18 @@ func (c *Coalescer) writeBehind() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.queue) > 0 && !c.writing && c.err == nil {
-		out := c.queue
-		c.queue, c.spare = c.spare[:0], nil
+		out, pooled := c.queue, c.pooled
+		c.queue, c.pooled, c.spare = c.spare[:0], nil, nil
 		c.writing = true
 		c.drained.Broadcast()
 		c.mu.Unlock()
 		_, err := c.conn.Write(out)
 		c.mu.Lock()
 		c.writing = false
-		if cap(out) <= keepBuffer {
+		switch {
+		case pooled != nil:
+			c.gather.gr.putQueueBuffer(pooled, out)
+		case cap(out) <= keepBuffer:
 			c.spare = out[:0]
 		}
 		if err != nil {

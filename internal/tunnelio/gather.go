@@ -16,7 +16,9 @@ const gatherBuffer = bigBuffer + 16<<10
 // the small segments they make cost more CPU than the encryption. Under
 // the TLS connection a GatherConn collects the records of one frame and
 // writes them at once (see Coalescer.SetGather). The zero value is ready.
-type Gatherer struct{ bufs sync.Pool }
+//
+// It also pools the Coalescers' queue buffers (see SetGather).
+type Gatherer struct{ bufs, queues sync.Pool }
 
 // Conn wraps c.
 func (gr *Gatherer) Conn(c net.Conn) *GatherConn { return &GatherConn{Conn: c, gr: gr} }
@@ -119,5 +121,24 @@ func GatherOf(c net.Conn) *GatherConn {
 		default:
 			return nil
 		}
+	}
+}
+
+// queueBuffer returns an empty buffer that fits a Coalescer's longest
+// queue.
+func (gr *Gatherer) queueBuffer() *[]byte {
+	if b, ok := gr.queues.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, queueBuffer)
+	return &b
+}
+
+// putQueueBuffer gives pb back, holding used: the queue it became, which
+// has its backing array unless it outgrew it.
+func (gr *Gatherer) putQueueBuffer(pb *[]byte, used []byte) {
+	if cap(used) <= 2*queueBuffer { // an outsized one is left to the GC
+		*pb = used[:0]
+		gr.queues.Put(pb)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,4 +267,61 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// gatedSink takes every write, each only once gate lets it.
+type gatedSink struct {
+	net.Conn // nil: only Write and Close are used
+	gate     chan struct{}
+}
+
+func (s *gatedSink) Write(p []byte) (int, error) { <-s.gate; return len(p), nil }
+func (s *gatedSink) Close() error                { return nil }
+
+// TestCoalescerQueueBuffersPooled: a burst of frames that queues behind a
+// slow write outgrows the small spare buffer. It moves into a pooled
+// queue buffer instead of growing one allocation at a time, so a
+// tunnel's steady bursts cost the collector nothing.
+func TestCoalescerQueueBuffersPooled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &gatedSink{gate: make(chan struct{})}
+		var gr Gatherer
+		c := NewCoalescer(sink)
+		c.SetGather(gr.Conn(sink))
+		frame := append(header(0, 1024), make([]byte, 1024)...)
+		write := func() {
+			if _, err := c.Write(frame[:headerSize]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write(frame[headerSize:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		burst := func() {
+			write()
+			synctest.Wait() // the writer waits in its write of the first frame
+			for range maxQueue/len(frame) - 4 {
+				write()
+			}
+			sink.gate <- struct{}{} // the first frame; the writer takes the queue
+			sink.gate <- struct{}{} // the queue, about 60 KiB in one write
+			synctest.Wait()
+		}
+		burst() // fills the pool
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const bursts = 10
+		for range bursts {
+			burst()
+		}
+		runtime.ReadMemStats(&after)
+		limit := uint64(4 << 10) // the writer goroutine's start, not the queue
+		if raceDetector {
+			limit = queueBuffer // the pool drops some buffers, never one a burst
+		}
+		if per := (after.TotalAlloc - before.TotalAlloc) / bursts; per > limit {
+			t.Errorf("a burst of %d KiB allocated %d bytes (limit %d); want its queue in a pooled buffer", maxQueue>>10, per, limit)
+		}
+		_ = c.Close()
+	})
 }

@@ -38,6 +38,9 @@ const envBackends = "LEASH_BENCH_BACKENDS"
 //	paced/…           the paced variant (1,000 req/s over 50 connections)
 //	connect/{seq,par4} BenchmarkTunnelConnect through the exposed echo port
 //	bulk              BenchmarkTunnelBulk through the exposed sink port
+//	bulk-relay        the same through two relay processes on the server
+//	                  core (TestHelperBackends as relays, see relayChain):
+//	                  the ceiling for bulk's x-direct in this setting
 //
 // Each tunnel row brackets its direct baseline (half before, half after)
 // and reports x-direct and the latency added, as the in-process rows do.
@@ -50,6 +53,8 @@ func BenchmarkTunnelServerCore(b *testing.B) {
 	}
 	serverCore := strconv.Itoa(cpus[0])
 	svc := startBackends(b, serverCore)
+	relay := startHelper(b, serverCore, "relay-1", 1, envRelayTo+"="+
+		startHelper(b, serverCore, "relay-2", 1, envRelayTo+"="+svc.sink)[0])[0]
 	rig := startProcRig(b, serverCore, svc)
 	pinThreads(b, cpus[1:])
 	b.Logf("gateway, runner and services on CPU %s; clients on CPUs %v", serverCore, cpus[1:])
@@ -73,7 +78,8 @@ func BenchmarkTunnelServerCore(b *testing.B) {
 			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, svc.echo, rig.echo) })
 		}
 	})
-	b.Run("bulk", func(b *testing.B) { compareBulk(b, svc.sink, rig.sink) })
+	b.Run("bulk", func(b *testing.B) { compareBulk(b, svc.sink, rig.sink, "tunnel") })
+	b.Run("bulk-relay", func(b *testing.B) { compareBulk(b, svc.sink, relay, "relay chain") })
 }
 
 // allowedCPUs lists the CPUs this process may run on, lowest first.
@@ -136,26 +142,34 @@ func pinThreads(b *testing.B, cpus []int) {
 // and returns its services' addresses.
 func startBackends(b *testing.B, pin string) *procServices {
 	b.Helper()
+	a := startHelper(b, pin, "services", 3)
+	return &procServices{echo: a[0], http: a[1], sink: a[2]}
+}
+
+// startHelper runs TestHelperBackends in a child process pinned to pin,
+// with env added to its environment, and returns the n addresses it
+// listens on.
+func startHelper(b *testing.B, pin, name string, n int, env ...string) []string {
+	b.Helper()
 	dir := b.TempDir()
 	addrs := filepath.Join(dir, "addrs")
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := startProcess(b, dir, "services", []string{envBackends + "=" + addrs}, pin, self,
+	p := startProcess(b, dir, name, append([]string{envBackends + "=" + addrs}, env...), pin, self,
 		"-test.run=^TestHelperBackends$", "-test.count=1")
-	var svc procServices
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
 		p.checkRunning(b)
 		if line, err := os.ReadFile(addrs); err == nil {
-			if _, err := fmt.Sscan(string(line), &svc.echo, &svc.http, &svc.sink); err != nil {
-				b.Fatalf("services wrote %q: %v", line, err)
+			if a := strings.Fields(string(line)); len(a) == n {
+				return a
 			}
-			return &svc
+			b.Fatalf("%s wrote %q, want %d addresses", name, line, n)
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("services did not start within 30s\n%s", p.tail())
+			b.Fatalf("%s did not start within 30s\n%s", name, p.tail())
 		}
 		time.Sleep(wait) // between polls
 	}
@@ -164,7 +178,8 @@ func startBackends(b *testing.B, pin string) *procServices {
 // TestHelperBackends is the service process of BenchmarkTunnelServerCore:
 // the echo, http and sink services of the tunnel benchmarks on loopback
 // ports, whose addresses it writes (atomically) to the file named by
-// LEASH_BENCH_BACKENDS. It serves until SIGTERM.
+// LEASH_BENCH_BACKENDS. With LEASH_BENCH_RELAY_TO set it is a relay to
+// that address instead (see relayConn). It serves until SIGTERM.
 func TestHelperBackends(t *testing.T) {
 	path := os.Getenv(envBackends)
 	if path == "" {
@@ -172,7 +187,12 @@ func TestHelperBackends(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	addrs := strings.Join([]string{serveTCP(t, echoConn), serveHTTPBackend(t), serveTCP(t, sinkConn)}, " ")
+	var addrs string
+	if to := os.Getenv(envRelayTo); to != "" {
+		addrs = serveTCP(t, relayConn(to))
+	} else {
+		addrs = strings.Join([]string{serveTCP(t, echoConn), serveHTTPBackend(t), serveTCP(t, sinkConn)}, " ")
+	}
 	if err := os.WriteFile(path+".tmp", []byte(addrs+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,18 @@ type tunnels struct {
 }
 
 type tunnel struct {
-	runner string
-	serial string
-	sess   *yamux.Session
-	opened time.Time
+	runner  string
+	serial  string
+	sess    *yamux.Session
+	streams tunnelio.Streams // the streams in use, woken when sess ends
+	opened  time.Time
+}
+
+// close ends the tunnel: its streams in use first (see tunnelio.Streams),
+// then the session.
+func (t *tunnel) close() {
+	t.streams.End()
+	_ = t.sess.Close()
 }
 
 func newTunnels(log *slog.Logger) *tunnels {
@@ -79,8 +87,19 @@ func (ts *tunnels) closeAll() {
 	}
 	ts.mu.Unlock()
 	for _, t := range all {
-		_ = t.sess.Close()
+		t.close()
 	}
+}
+
+// openStreams is the number of streams in use over all tunnels.
+func (ts *tunnels) openStreams() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	n := 0
+	for t := range ts.all {
+		n += t.streams.Len()
+	}
+	return n
 }
 
 // errNoTunnel means the runner has no tunnel open right now.
@@ -125,15 +144,16 @@ func (ts *tunnels) dialEarly(ctx context.Context, runner, kind, service, client 
 
 // openStream opens a stream and writes its request. The stream's
 // deadline is the header timeout, or ctx's deadline if sooner.
-func (ts *tunnels) openStream(ctx context.Context, runner, kind, service, client string) (*yamux.Stream, error) {
+func (ts *tunnels) openStream(ctx context.Context, runner, kind, service, client string) (*tunnelio.Stream, error) {
 	t := ts.get(runner)
 	if t == nil {
 		return nil, errNoTunnel
 	}
-	stream, err := t.sess.OpenStream()
+	st, err := t.sess.OpenStream()
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", runner, err)
 	}
+	stream := t.streams.Add(st)
 	deadline := time.Now().Add(protocol.StreamHeaderTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -166,7 +186,7 @@ func readStreamReply(runner string, br *bufio.Reader) error {
 
 // earlyStream is a stream whose answer is read by its first Read.
 type earlyStream struct {
-	*yamux.Stream
+	*tunnelio.Stream
 	runner   string
 	answered func(error)
 
@@ -195,7 +215,7 @@ func (e *earlyStream) Read(p []byte) (int, error) {
 
 // CloseWrite ends the stream's write half (yamux's Close sends FIN and
 // goes on reading).
-func (e *earlyStream) CloseWrite() error { return e.Stream.Close() }
+func (e *earlyStream) CloseWrite() error { return e.Stream.CloseWrite() }
 
 // refusedError is the runner refusing a stream (undeclared service, or
 // the service does not answer).
@@ -236,8 +256,9 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	s.log.Info("tunnel open", "runner", c.id.Name, "serial", c.id.Serial)
 	select {
 	case <-sess.CloseChan():
+		t.streams.End()
 	case <-s.stopping:
-		_ = sess.Close()
+		t.close()
 	}
 	s.tunnels.remove(t)
 	s.conns.untrack(conn)

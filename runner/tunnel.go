@@ -170,22 +170,25 @@ func (a *Agent) openTunnel(ctx context.Context) (*yamux.Session, func(), error) 
 	return sess, cancel, nil
 }
 
-// serveTunnel accepts streams until the session ends.
+// serveTunnel accepts streams until the session ends, then wakes the
+// streams still in use (see tunnelio.Streams) and waits for them.
 func (a *Agent) serveTunnel(ctx context.Context, sess *yamux.Session) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var streams tunnelio.Streams
+	defer streams.End()
 	for {
 		stream, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}
-		wg.Go(func() { a.serveStream(ctx, stream) })
+		wg.Go(func() { a.serveStream(ctx, streams.Add(stream)) })
 	}
 }
 
 // serveStream answers one stream: it reads the request, checks it against
 // the declared services, dials and splices.
-func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
+func (a *Agent) serveStream(ctx context.Context, stream *tunnelio.Stream) {
 	defer func() { _ = stream.Close() }()
 	_ = stream.SetDeadline(time.Now().Add(protocol.StreamHeaderTimeout))
 	br := bufio.NewReaderSize(stream, 1024)
@@ -242,7 +245,7 @@ func (a *Agent) serveStream(ctx context.Context, stream *yamux.Stream) {
 
 // spliceTo dials a local target, answers the stream's request and carries
 // bytes both ways until both ends are done.
-func (a *Agent) spliceTo(ctx context.Context, stream *yamux.Stream, br *bufio.Reader, network, addr, what string) {
+func (a *Agent) spliceTo(ctx context.Context, stream *tunnelio.Stream, br *bufio.Reader, network, addr, what string) {
 	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1} // a local target; the tunnel has its own keepalive
 	target, err := d.DialContext(ctx, network, addr)
 	if err != nil {

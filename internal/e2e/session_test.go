@@ -175,6 +175,7 @@ func TestOperatorSessions(t *testing.T) {
 	if !strings.Contains(reasons, "idle for 2s") || !strings.Contains(reasons, "disconnected by leash://operator/alice") {
 		t.Errorf("end reasons: %s", reasons)
 	}
+	noStreamsInUse(t, alice, gw)
 }
 
 func jsonInts(v []int) string {

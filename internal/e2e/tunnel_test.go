@@ -145,6 +145,18 @@ func TestTunnelTCP(t *testing.T) {
 			t.Error(err)
 		}
 	})
+
+	// Every stream is given back: the gateway tracks the streams in use
+	// to wake them when a tunnel ends, and must not keep any.
+	noStreamsInUse(t, op, gw)
+}
+
+// noStreamsInUse waits until the gateway has no tunnel stream in use.
+func noStreamsInUse(t *testing.T, op *testharness.Client, gw *testharness.Gateway) {
+	t.Helper()
+	testharness.Eventually(t, 10*time.Second, "no tunnel stream in use", func() bool {
+		return strings.Contains(scrape(t, op, gw), "leash_gateway_tunnel_streams_open 0\n")
+	})
 }
 
 // TestTunnelRefusals: the runner refuses what it did not declare, whatever
@@ -294,6 +306,7 @@ func TestExposedServicePortRefused(t *testing.T) {
 	testharness.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
 		return strings.Contains(scrape(t, op, gw), `leash_gateway_tunnel_streams_total{result="refused"} 1`)
 	})
+	noStreamsInUse(t, op, gw)
 }
 
 // exposeDB starts a gateway that exposes runner db-host's service db on

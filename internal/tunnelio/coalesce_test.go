@@ -299,12 +299,20 @@ func TestCoalescerCloseWritesQueued(t *testing.T) {
 // a Coalescer under each end.
 func coalescedSessions(t *testing.T) (client, server *yamux.Session) {
 	t.Helper()
+	co := func(c net.Conn) io.ReadWriteCloser { return NewCoalescer(c) }
+	return pipeSessions(t, co, co)
+}
+
+// pipeSessions returns a yamux client and server over a pipe, each on
+// what its wrapper makes of its end.
+func pipeSessions(t *testing.T, clientConn, serverConn func(net.Conn) io.ReadWriteCloser) (client, server *yamux.Session) {
+	t.Helper()
 	a, b := net.Pipe()
-	client, err := yamux.Client(NewCoalescer(a), nil)
+	client, err := yamux.Client(clientConn(a), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err = yamux.Server(NewCoalescer(b), nil)
+	server, err = yamux.Server(serverConn(b), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

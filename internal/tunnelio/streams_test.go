@@ -2,6 +2,7 @@ package tunnelio
 
 import (
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -22,21 +23,8 @@ func (c *stuckClose) Close() error {
 	return c.Conn.Close()
 }
 
-// pipeSessions returns a yamux client and server over a pipe; the
-// server's connection is conn(b).
-func pipeSessions(t *testing.T, conn func(net.Conn) net.Conn) (client, server *yamux.Session) {
-	t.Helper()
-	a, b := net.Pipe()
-	client, err := yamux.Client(a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = yamux.Server(conn(b), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client, server
-}
+// plainConn is a pipe end as it is, for pipeSessions.
+func plainConn(c net.Conn) io.ReadWriteCloser { return c }
 
 // acceptPair opens n streams from client and returns the server's side
 // of each, tracked by ss.
@@ -62,7 +50,7 @@ func acceptPair(t *testing.T, client, server *yamux.Session, ss *Streams, n int)
 // test fails (after 10 s) without End.
 func TestStreamsEndWakesWaitingCalls(t *testing.T) {
 	release := make(chan struct{})
-	client, server := pipeSessions(t, func(c net.Conn) net.Conn { return &stuckClose{Conn: c, release: release} })
+	client, server := pipeSessions(t, plainConn, func(c net.Conn) io.ReadWriteCloser { return &stuckClose{Conn: c, release: release} })
 	defer func() { _ = client.Close() }()
 	var ss Streams
 	s := acceptPair(t, client, server, &ss, 2)
@@ -107,7 +95,7 @@ func TestStreamsEndWakesWaitingCalls(t *testing.T) {
 // half-close and keeps it), and once the set has ended every stream, old
 // or new, keeps a deadline in the past whatever its user sets.
 func TestStreamsTracking(t *testing.T) {
-	client, server := pipeSessions(t, func(c net.Conn) net.Conn { return c })
+	client, server := pipeSessions(t, plainConn, plainConn)
 	defer func() { _ = client.Close(); _ = server.Close() }()
 	var ss Streams
 	s := acceptPair(t, client, server, &ss, 2)

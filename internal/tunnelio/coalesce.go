@@ -114,7 +114,7 @@ func (c *Coalescer) Read(p []byte) (int, error) {
 // yamux v0.1.2 closes its shutdown channel before it closes the
 // connection, and marks its streams closed only after: in between, a
 // stream's blocked Read or Write loops without blocking. Close being
-// bounded bounds that spin.
+// bounded bounds that spin; Streams.End ends it at once.
 func (c *Coalescer) Close() error {
 	gaveUp := make(chan struct{})
 	late := time.AfterFunc(closeFlush, func() {

@@ -1,6 +1,7 @@
 package tunnelio
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,7 @@ import (
 // looks open, it waits again. Coalescer.Close bounds that time; End ends
 // the loops at once. Call it as soon as the session's CloseChan is closed,
 // or before closing the session: it sets a deadline in the past on every
-// stream in use, so that those calls end with a timeout error.
+// stream in use, so that those calls end, with ErrTunnelClosed.
 type Streams struct {
 	ended atomic.Bool
 	mu    sync.Mutex
@@ -31,6 +32,10 @@ type Stream struct {
 	set    *Streams
 	closed sync.Once
 }
+
+// ErrTunnelClosed is what a stream's Read and Write return once its
+// session has ended (see Streams.End), in place of yamux's timeout.
+var ErrTunnelClosed = errors.New("tunnel closed")
 
 // longAgo is a deadline in the past: it ends waiting calls now.
 func longAgo() time.Time { return time.Unix(1, 0) }
@@ -74,6 +79,26 @@ func (s *Stream) keepEnded() {
 	if s.set.ended.Load() {
 		_ = s.Stream.SetDeadline(longAgo())
 	}
+}
+
+// Read reads the stream.
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	return n, s.explain(err)
+}
+
+// Write writes to the stream.
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.Stream.Write(p)
+	return n, s.explain(err)
+}
+
+// explain turns the timeout that End causes into ErrTunnelClosed.
+func (s *Stream) explain(err error) error {
+	if err != nil && errors.Is(err, yamux.ErrTimeout) && s.set.ended.Load() {
+		return ErrTunnelClosed
+	}
+	return err
 }
 
 // SetDeadline sets the stream's deadlines, unless its session has ended.

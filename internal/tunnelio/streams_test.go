@@ -80,8 +80,8 @@ func TestStreamsEndWakesWaitingCalls(t *testing.T) {
 	for range 2 {
 		select {
 		case err := <-results:
-			if !errors.Is(err, yamux.ErrTimeout) {
-				t.Errorf("a waiting call ended with %v, want yamux's timeout", err)
+			if !errors.Is(err, ErrTunnelClosed) {
+				t.Errorf("a waiting call ended with %v, want %v", err, ErrTunnelClosed)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("a waiting Read or Write did not end after End while the session closed")
@@ -117,8 +117,8 @@ func TestStreamsTracking(t *testing.T) {
 	for _, st := range []*Stream{s[1], late} {
 		_ = st.SetDeadline(time.Time{})
 		_ = st.SetReadDeadline(time.Now().Add(time.Hour))
-		if _, err := st.Read(make([]byte, 1)); !errors.Is(err, yamux.ErrTimeout) {
-			t.Errorf("a read after End: %v, want yamux's timeout", err)
+		if _, err := st.Read(make([]byte, 1)); !errors.Is(err, ErrTunnelClosed) {
+			t.Errorf("a read after End: %v, want %v", err, ErrTunnelClosed)
 		}
 	}
 }

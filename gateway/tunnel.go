@@ -114,17 +114,15 @@ func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (ne
 // dialKind opens a stream of kind (tcp, http) to a declared name and
 // waits for the runner's answer.
 func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client string) (net.Conn, error) {
-	stream, err := ts.openStream(ctx, runner, kind, service, client)
+	stream, err := ts.openEarly(ctx, runner, kind, service, client, nil)
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(stream, 512)
-	if err := readStreamReply(runner, br); err != nil {
+	if err := stream.answer(); err != nil {
 		_ = stream.Close()
 		return nil, err
 	}
-	_ = stream.SetDeadline(time.Time{})
-	return tunnelio.Buffered(stream, br), nil
+	return stream, nil
 }
 
 // dialEarly opens a stream like dialKind without waiting for the answer:
@@ -134,6 +132,11 @@ func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client s
 // any; answered (which may be nil) learns the outcome once, before that
 // Read returns.
 func (ts *tunnels) dialEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (net.Conn, error) {
+	return ts.openEarly(ctx, runner, kind, service, client, answered)
+}
+
+// openEarly is dialEarly with the stream's own type.
+func (ts *tunnels) openEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (*earlyStream, error) {
 	stream, err := ts.openStream(ctx, runner, kind, service, client)
 	if err != nil {
 		return nil, err
@@ -184,7 +187,9 @@ func readStreamReply(runner string, br *bufio.Reader) error {
 	return nil
 }
 
-// earlyStream is a stream whose answer is read by its first Read.
+// earlyStream is a stream whose answer is read by its first Read (or by
+// answer). Its CloseWrite, tunnelio.Stream's, sends FIN and goes on
+// reading.
 type earlyStream struct {
 	*tunnelio.Stream
 	runner   string
@@ -195,7 +200,9 @@ type earlyStream struct {
 	err  error     // the refusal, or why there was no answer
 }
 
-func (e *earlyStream) Read(p []byte) (int, error) {
+// answer reads the runner's answer, once: nil when it accepted the
+// stream. The header deadline ends then.
+func (e *earlyStream) answer() error {
 	e.once.Do(func() {
 		br := bufio.NewReaderSize(e.Stream, 512)
 		e.err = readStreamReply(e.runner, br)
@@ -207,15 +214,15 @@ func (e *earlyStream) Read(p []byte) (int, error) {
 			e.answered(e.err)
 		}
 	})
-	if e.err != nil {
-		return 0, e.err
+	return e.err
+}
+
+func (e *earlyStream) Read(p []byte) (int, error) {
+	if err := e.answer(); err != nil {
+		return 0, err
 	}
 	return e.r.Read(p)
 }
-
-// CloseWrite ends the stream's write half (yamux's Close sends FIN and
-// goes on reading).
-func (e *earlyStream) CloseWrite() error { return e.Stream.CloseWrite() }
 
 // refusedError is the runner refusing a stream (undeclared service, or
 // the service does not answer).

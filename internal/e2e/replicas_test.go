@@ -15,7 +15,10 @@ import (
 )
 
 // TestGatewayRestart: runners reconnect by themselves after the gateway
-// restarts on the same address, and jobs flow again.
+// restarts on the same address, and jobs flow again. The stop closes
+// every tunnel, so each runner opens a new one. It need not register
+// again: a long-poll that the stopping gateway answered is simply sent
+// again, and may reach the new gateway without any error.
 func TestGatewayRestart(t *testing.T) {
 	forEachStore(t, func(t *testing.T, opts testharness.Options) {
 		h := testharness.New(t, opts)
@@ -26,11 +29,13 @@ func TestGatewayRestart(t *testing.T) {
 		}
 		op := h.Client(t, ca.ProfileOperator, "alice")
 		for _, r := range runners {
-			testharness.Eventually(t, 10*time.Second, r.Name+" connected", func() bool { return r.Agent.Sessions() == 1 })
+			testharness.Eventually(t, 10*time.Second, r.Name+" connected", func() bool {
+				return r.Agent.Sessions() == 1 && r.Agent.Tunnels() == 1
+			})
 		}
 		gw = h.Restart(t, gw)
 		for _, r := range runners {
-			testharness.Eventually(t, 20*time.Second, r.Name+" reconnected", func() bool { return r.Agent.Sessions() >= 2 })
+			testharness.Eventually(t, 20*time.Second, r.Name+" reconnected", func() bool { return r.Agent.Tunnels() >= 2 })
 			j := waitJob(t, op, gw, submit(t, op, gw, protocol.JobSubmit{Runner: r.Name, Kind: protocol.JobInfo}).ID)
 			if j.State != protocol.JobSucceeded {
 				t.Fatalf("%s after restart: %+v", r.Name, j)

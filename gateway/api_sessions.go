@@ -129,11 +129,12 @@ func (s *Server) sessionPort(w http.ResponseWriter, r *http.Request, c caller) e
 		s.m.streams.WithLabelValues("refused").Inc()
 		return streamError(se.runner, err)
 	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
+	conn, rw, done, err := s.hijack(w)
 	if err != nil {
 		_ = stream.Close()
 		return err
 	}
+	defer done()
 	_ = conn.SetDeadline(time.Time{})
 	tracked := &activeConn{Conn: stream, se: se, now: s.now}
 	if !s.sessions.track(se, tracked, true) {

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -169,5 +171,38 @@ func (t *connTracker) watchRevocations(ctx context.Context, st store.Store, ever
 				t.closeSerial(r.Serial, "revoked")
 			}
 		}
+	}
+}
+
+// hijack takes over the connection of w's request. The caller calls done
+// once it is finished with the connection: Run waits for that before it
+// returns (http.Server.Shutdown does not wait for hijacked connections),
+// so that nothing a hijacked handler does last, such as a tunnel's
+// closing audit row, happens after the gateway stopped.
+func (s *Server) hijack(w http.ResponseWriter) (conn net.Conn, rw *bufio.ReadWriter, done func(), err error) {
+	// Added while the request is still the server's, so before Shutdown
+	// returns and waitHijacked waits.
+	s.hijacked.Add(1)
+	conn, rw, err = http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.hijacked.Done()
+		return nil, nil, nil, err
+	}
+	return conn, rw, s.hijacked.Done, nil
+}
+
+// waitHijacked waits for the handlers of hijacked connections, whose
+// connections closeAll has closed, until ctx ends.
+func (s *Server) waitHijacked(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.hijacked.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("handlers of hijacked connections still running: %w", ctx.Err())
 	}
 }

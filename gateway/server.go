@@ -52,6 +52,7 @@ type Server struct {
 	ui                         http.Handler  // nil unless the browser UI is enabled
 	stopping                   chan struct{} // closed when Run begins shutting down
 	stopOnce                   sync.Once
+	hijacked                   sync.WaitGroup // handlers of hijacked connections (see hijack)
 }
 
 // Option configures New.
@@ -332,6 +333,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.tunnels.closeAll()
 		s.docker.closeAll()
 		s.conns.closeAll()
+		if err := s.waitHijacked(shutCtx); err != nil {
+			errs = append(errs, err)
+		}
 		s.log.Info("gateway stopped")
 		return errors.Join(errs...)
 	})

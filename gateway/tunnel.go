@@ -239,10 +239,11 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	if err := checkUpgrade(r, protocol.TunnelProtocol); err != nil {
 		return err
 	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
+	conn, rw, done, err := s.hijack(w)
 	if err != nil {
 		return fmt.Errorf("hijack tunnel connection: %w", err)
 	}
+	defer done()
 	_ = conn.SetDeadline(time.Time{})
 	if err := writeSwitching(rw, protocol.TunnelProtocol); err != nil {
 		_ = conn.Close()
@@ -292,11 +293,12 @@ func (s *Server) connectHandler(w http.ResponseWriter, r *http.Request, c caller
 		s.m.streams.WithLabelValues("refused").Inc()
 		return streamError(runner, err)
 	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
+	conn, rw, done, err := s.hijack(w)
 	if err != nil {
 		_ = stream.Close()
 		return fmt.Errorf("hijack: %w", err)
 	}
+	defer done()
 	_ = conn.SetDeadline(time.Time{})
 	s.m.streams.WithLabelValues("ok").Inc()
 	s.audit(r.Context(), c.actor(), "service.connect", runner, service)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/leashpki/leash/ca"
+	"github.com/leashpki/leash/gateway/store"
 	"github.com/leashpki/leash/internal/enroll"
 	"github.com/leashpki/leash/internal/testharness"
 	"github.com/leashpki/leash/protocol"
@@ -34,6 +36,12 @@ func TestGatewayRestart(t *testing.T) {
 			})
 		}
 		gw = h.Restart(t, gw)
+		// The stopped gateway waited for its tunnels' handlers, which write
+		// the closing audit rows.
+		rows, err := h.Store.AuditLog(context.Background(), store.AuditQuery{Action: "tunnel.close", Limit: 10})
+		if err != nil || len(rows) != len(runners) {
+			t.Fatalf("tunnel.close audit rows after the stop: %d (%v), want %d", len(rows), err, len(runners))
+		}
 		for _, r := range runners {
 			testharness.Eventually(t, 20*time.Second, r.Name+" reconnected", func() bool { return r.Agent.Tunnels() >= 2 })
 			j := waitJob(t, op, gw, submit(t, op, gw, protocol.JobSubmit{Runner: r.Name, Kind: protocol.JobInfo}).ID)

@@ -396,7 +396,7 @@ func BenchmarkTunnelConnect(b *testing.B) {
 	})
 	b.Run("tunnel", func(b *testing.B) {
 		for _, s := range connectShapes() {
-			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, rig.direct, rig.exposed) })
+			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, rig.direct, rig.exposed, "tunnel") })
 		}
 	})
 }
@@ -425,13 +425,13 @@ func runConnect(b *testing.B, workers int, addr string) poolResult {
 
 // compareConnect runs runConnect on tunnel bracketed by as many to direct
 // and reports x-direct.
-func compareConnect(b *testing.B, workers int, direct, tunnel string) {
+func compareConnect(b *testing.B, workers int, direct, tunnel, what string) {
 	baseline := func(n int) poolResult { return hammer(workers, n, func() error { return echoOnce(direct) }) }
 	res, base := bracket(b, b.N, baseline, func() poolResult { return runConnect(b, workers, tunnel) })
 	ratio := float64(base.perOp()) / float64(res.perOp())
 	b.ReportMetric(ratio, "x-direct")
-	b.Logf("%d connections, %d at a time: tunnel %.0f/s (p99 %s), direct %.0f/s (p99 %s); %s",
-		res.n, workers, rps(res), res.percentile(0.99), rps(base), base.percentile(0.99),
+	b.Logf("%d connections, %d at a time: %s %.0f/s (p99 %s), direct %.0f/s (p99 %s); %s",
+		res.n, workers, what, rps(res), res.percentile(0.99), rps(base), base.percentile(0.99),
 		target(ratio, targetConnect, "conns/s"))
 }
 

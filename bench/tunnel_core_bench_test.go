@@ -38,9 +38,15 @@ const envBackends = "LEASH_BENCH_BACKENDS"
 //	paced/…           the paced variant (1,000 req/s over 50 connections)
 //	connect/{seq,par4} BenchmarkTunnelConnect through the exposed echo port
 //	bulk              BenchmarkTunnelBulk through the exposed sink port
-//	bulk-relay        the same through two relay processes on the server
-//	                  core (TestHelperBackends as relays, see relayChain):
-//	                  the ceiling for bulk's x-direct in this setting
+//
+// The references, in processes of their own on the server core too
+// (TestHelperBackends as relays and as a proxy, see relay_bench_test.go):
+//
+//	…-relay           the same through a chain of two relays: for bulk the
+//	                  ceiling of x-direct in this setting; for HTTP through
+//	                  a service and new connections a reference
+//	…/domain-proxy    the same through a bare httputil.ReverseProxy in
+//	                  front of a relay: the reference for a domain
 //
 // Each tunnel row brackets its direct baseline (half before, half after)
 // and reports x-direct and the latency added, as the in-process rows do.
@@ -53,33 +59,45 @@ func BenchmarkTunnelServerCore(b *testing.B) {
 	}
 	serverCore := strconv.Itoa(cpus[0])
 	svc := startBackends(b, serverCore)
-	relay := startHelper(b, serverCore, "relay-1", 1, envRelayTo+"="+
-		startHelper(b, serverCore, "relay-2", 1, envRelayTo+"="+svc.sink)[0])[0]
+	// The references: relay chains in front of the sink, the echo and the
+	// http service, and a bare HTTP proxy in front of a relay to the http
+	// service (see relay_bench_test.go).
+	second := startHelper(b, serverCore, "relay-2", 3, envRelayTo+"="+svc.sink+" "+svc.echo+" "+svc.http)
+	first := startHelper(b, serverCore, "relay-1", 3, envRelayTo+"="+strings.Join(second, " "))
+	proxy := startHelper(b, serverCore, "proxy", 1, envProxyTo+"="+second[2])[0]
 	rig := startProcRig(b, serverCore, svc)
 	pinThreads(b, cpus[1:])
 	b.Logf("gateway, runner and services on CPU %s; clients on CPUs %v", serverCore, cpus[1:])
 
 	body := bytes.Repeat([]byte("q"), httpBodySize)
 	direct := newHTTPLoad(b, svc.http)
-	warmHTTP(b, body, direct, rig.service, rig.domain)
+	relayHTTP, proxyHTTP := newHTTPLoad(b, first[2]), newHTTPLoad(b, proxy)
+	warmHTTP(b, body, direct, rig.service, rig.domain, relayHTTP, proxyHTTP)
 	closed, paced := httpLoops(body)
 	b.Run("http", func(b *testing.B) {
 		b.Run("direct", func(b *testing.B) { runHTTP(b, direct, closed(direct)) })
 		b.Run("service", func(b *testing.B) { compareHTTP(b, direct, rig.service, closed, runHTTP, targetHTTP, "service") })
 		b.Run("domain", func(b *testing.B) { compareHTTP(b, direct, rig.domain, closed, runHTTP, targetDomainHTTP, "domain") })
+		b.Run("service-relay", func(b *testing.B) { compareHTTP(b, direct, relayHTTP, closed, runHTTP, targetHTTP, "relay chain") })
+		b.Run("domain-proxy", func(b *testing.B) {
+			compareHTTP(b, direct, proxyHTTP, closed, runHTTP, targetDomainHTTP, "proxy and relay")
+		})
 	})
 	b.Run("paced", func(b *testing.B) {
 		b.Run("direct", func(b *testing.B) { runHTTP(b, direct, paced(direct)) })
 		b.Run("service", func(b *testing.B) { compareHTTP(b, direct, rig.service, paced, runHTTP, 0, "service") })
 		b.Run("domain", func(b *testing.B) { compareHTTP(b, direct, rig.domain, paced, runHTTP, 0, "domain") })
+		b.Run("service-relay", func(b *testing.B) { compareHTTP(b, direct, relayHTTP, paced, runHTTP, 0, "relay chain") })
+		b.Run("domain-proxy", func(b *testing.B) { compareHTTP(b, direct, proxyHTTP, paced, runHTTP, 0, "proxy and relay") })
 	})
 	b.Run("connect", func(b *testing.B) {
 		for _, s := range connectShapes() {
-			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, svc.echo, rig.echo) })
+			b.Run(s.name, func(b *testing.B) { compareConnect(b, s.workers, svc.echo, rig.echo, "tunnel") })
+			b.Run(s.name+"-relay", func(b *testing.B) { compareConnect(b, s.workers, svc.echo, first[1], "relay chain") })
 		}
 	})
 	b.Run("bulk", func(b *testing.B) { compareBulk(b, svc.sink, rig.sink, "tunnel") })
-	b.Run("bulk-relay", func(b *testing.B) { compareBulk(b, svc.sink, relay, "relay chain") })
+	b.Run("bulk-relay", func(b *testing.B) { compareBulk(b, svc.sink, first[0], "relay chain") })
 }
 
 // allowedCPUs lists the CPUs this process may run on, lowest first.
@@ -189,7 +207,9 @@ func TestHelperBackends(t *testing.T) {
 	defer stop()
 	var addrs string
 	if to := os.Getenv(envRelayTo); to != "" {
-		addrs = serveTCP(t, relayConn(to))
+		addrs = serveRelays(t, to)
+	} else if to := os.Getenv(envProxyTo); to != "" {
+		addrs = serveProxy(t, to)
 	} else {
 		addrs = strings.Join([]string{serveTCP(t, echoConn), serveHTTPBackend(t), serveTCP(t, sinkConn)}, " ")
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,18 +14,28 @@ import (
 
 // publicConn is a connection on a public listener. It carries the idle
 // timeout of the domain its last request was for, and applies it to the
-// wait for the next request: net/http's server starts that wait with one
-// SetReadDeadline right after it reports the connection idle, and this
-// connection replaces that deadline when the domain has its own.
+// wait for the next request.
 //
-// HTTP/2 connections keep the listener's idle timeout: the HTTP/2 server
-// keeps its own idle timer, and one connection may carry requests for
-// several domains at once.
+//   - HTTP/1.x: net/http's server starts that wait with one
+//     SetReadDeadline right after it reports the connection idle, and this
+//     connection replaces that deadline when the domain has its own.
+//   - HTTP/2: one connection carries requests for one domain or several
+//     at once, and the HTTP/2 server keeps its own idle timer (the
+//     listener's). The connection counts its requests in progress; when
+//     the last one ends and its domain has an idle timeout, a timer closes
+//     the connection unless a request begins first. The listener's idle
+//     timeout still applies too, so on HTTP/2 a domain's idle timeout can
+//     shorten the wait but not lengthen it.
 type publicConn struct {
 	net.Conn
 	idle     atomic.Int64 // nanoseconds; 0: the listener's idle timeout
 	idleNext atomic.Bool  // the next SetReadDeadline starts an idle wait
 	h2       atomic.Int32 // 0 not known yet, 1 HTTP/1.x, 2 HTTP/2
+
+	mu      sync.Mutex  // HTTP/2: guards the three below
+	active  int         // requests in progress
+	idleGen uint64      // counts idle periods; a timer closes its own only
+	timer   *time.Timer // the running idle timer, if any
 }
 
 // SetReadDeadline sets t, or the domain's idle deadline for an idle wait.
@@ -96,10 +107,41 @@ func withPublicConn(srv *http.Server) {
 	}
 }
 
-// setIdleTimeout makes d (0: the listener's) the idle timeout of the
-// connection r arrived on, from the end of this request.
-func setIdleTimeout(r *http.Request, d time.Duration) {
-	if pc, _ := r.Context().Value(publicConnKey{}).(*publicConn); pc != nil && r.ProtoMajor == 1 {
+// trackIdle makes d (0: the listener's) the idle timeout of the
+// connection r arrived on, from the end of this request. Call the
+// returned function when the request ends.
+func trackIdle(r *http.Request, d time.Duration) (done func()) {
+	pc, _ := r.Context().Value(publicConnKey{}).(*publicConn)
+	switch {
+	case pc == nil:
+		return func() {}
+	case r.ProtoMajor == 1:
 		pc.idle.Store(int64(d))
+		return func() {}
+	}
+	pc.mu.Lock()
+	pc.active++
+	pc.idleGen++
+	if pc.timer != nil {
+		pc.timer.Stop()
+		pc.timer = nil
+	}
+	pc.mu.Unlock()
+	return func() {
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		pc.active--
+		if pc.active > 0 || d <= 0 {
+			return
+		}
+		gen := pc.idleGen
+		pc.timer = time.AfterFunc(d, func() {
+			pc.mu.Lock()
+			idle := pc.active == 0 && pc.idleGen == gen
+			pc.mu.Unlock()
+			if idle {
+				_ = pc.Close() // the HTTP/2 server's reads end, and with them the connection
+			}
+		})
 	}
 }

@@ -209,10 +209,10 @@ func (ds *domains) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The domain's read and write timeouts bound this request on the
 	// shared listener, and its idle timeout the wait for the next request
-	// on this connection (HTTP/1.x). A WebSocket or event stream lives
-	// within the read and write timeouts too.
+	// on this connection. A WebSocket or event stream lives within the
+	// read and write timeouts too.
 	to := sd.live.Timeouts()
-	setIdleTimeout(r, to.Idle)
+	defer trackIdle(r, to.Idle)()
 	rc := http.NewResponseController(w)
 	if to.Read > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(to.Read))

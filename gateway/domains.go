@@ -221,6 +221,12 @@ func (ds *domains) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetWriteDeadline(time.Now().Add(to.Write))
 	}
 	sd.live.ServeHTTP(w, r)
+	if r.ProtoMajor == 2 {
+		// On HTTP/2 the idle wait starts when this returns: the answer's
+		// buffered bytes go out first, waiting for the client's flow
+		// control if they must.
+		_ = rc.Flush()
+	}
 }
 
 // has reports whether name is a served domain (on-demand certificates).

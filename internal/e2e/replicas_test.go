@@ -54,7 +54,9 @@ func TestGatewayRestart(t *testing.T) {
 
 // TestTwoGateways: two replicas on one store. A token spent on one is
 // refused on the other, and a job submitted on one reaches a runner
-// long-polling the other.
+// long-polling the other. A runner's tunnel serves through the replica
+// that holds it only (docs/protocol.md, "Tunnel"): a session through the
+// other one is refused with 503, not sent anywhere.
 func TestTwoGateways(t *testing.T) {
 	forEachStore(t, func(t *testing.T, opts testharness.Options) {
 		h := testharness.New(t, opts)
@@ -73,11 +75,18 @@ func TestTwoGateways(t *testing.T) {
 			t.Fatalf("token replayed on gw-2: exited=%v err=%v; want enroll.ErrRefused", exited, err)
 		}
 
-		far := h.StartRunner(t, gw2, "far")
+		far := h.StartRunner(t, gw2, "far", testharness.RunnerOptions{SessionPorts: []int{22}})
 		op1 := h.Client(t, ca.ProfileOperator, "alice")
-		testharness.Eventually(t, 10*time.Second, "far long-polling gw-2", func() bool {
-			return far.Agent.Sessions() == 1 && op1.Do(t, http.MethodGet, gw2.APIURL+"/v1/runners/far", nil, nil) == http.StatusOK
+		testharness.Eventually(t, 10*time.Second, "far long-polling gw-2 with its tunnel", func() bool {
+			return far.Agent.Sessions() == 1 && far.Agent.Tunnels() == 1 &&
+				op1.Do(t, http.MethodGet, gw2.APIURL+"/v1/runners/far", nil, nil) == http.StatusOK
 		})
+		for gw, want := range map[*testharness.Gateway]int{gw1: http.StatusServiceUnavailable, gw2: http.StatusOK} {
+			status, answer, err := op1.Raw(http.MethodPost, gw.APIURL+"/v1/tunnel/connect", "application/json", `{"runner":"far","ports":[22]}`)
+			if err != nil || status != want {
+				t.Errorf("session to far through %s: %d %s %v, want %d", gw.APIURL, status, answer, err, want)
+			}
+		}
 		start := time.Now()
 		j := waitJob(t, op1, gw1, submit(t, op1, gw1, protocol.JobSubmit{Runner: "far", Kind: protocol.JobInfo}).ID)
 		if j.State != protocol.JobSucceeded {

@@ -71,6 +71,7 @@ func (b *Buffers) Copy(dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
+// get returns a big buffer from the pool, or a new one.
 func (b *Buffers) get() *[]byte {
 	if p, ok := b.big.Get().(*[]byte); ok {
 		return p

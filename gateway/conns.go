@@ -24,7 +24,7 @@ type connTracker struct {
 	mu       sync.Mutex
 	bySerial map[string]map[net.Conn]struct{}
 	info     map[net.Conn]*trackedConn
-	revoked  map[string]struct{} // serials seen revoked in the store
+	revoked  map[string]int // serials seen revoked: connections closed for each
 }
 
 type trackedConn struct {
@@ -34,7 +34,7 @@ type trackedConn struct {
 
 func newConnTracker(log *slog.Logger, now func() time.Time) *connTracker {
 	return &connTracker{log: log, now: now, bySerial: map[string]map[net.Conn]struct{}{},
-		info: map[net.Conn]*trackedConn{}, revoked: map[string]struct{}{}}
+		info: map[net.Conn]*trackedConn{}, revoked: map[string]int{}}
 }
 
 // connState is the http.Server hook. A TLS connection's handshake is done
@@ -69,6 +69,7 @@ func (t *connTracker) track(c net.Conn) {
 	serial := leaf.SerialNumber.String()
 	if _, gone := t.revoked[serial]; gone {
 		// Revoked between the handshake's check and now.
+		t.revoked[serial]++
 		go c.Close()
 		return
 	}
@@ -100,20 +101,29 @@ func (t *connTracker) untrack(c net.Conn) {
 }
 
 // closeSerial closes every live connection of serial and remembers the
-// serial as revoked; it returns how many it closed.
+// serial as revoked. It returns how many connections have been closed
+// because serial is revoked, this call's and earlier ones': the
+// revocation watch may find a revocation in the store, and close its
+// connections, between the revoking handler's store write and its own
+// closeSerial.
 func (t *connTracker) closeSerial(serial, why string) int {
 	t.mu.Lock()
-	t.revoked[serial] = struct{}{}
 	var conns []net.Conn
 	for c := range t.bySerial[serial] {
 		conns = append(conns, c)
+		// Untracked now, so that a second call does not count it again.
+		t.info[c].expiry.Stop()
+		delete(t.info, c)
 	}
+	delete(t.bySerial, serial)
+	t.revoked[serial] += len(conns)
+	closed := t.revoked[serial]
 	t.mu.Unlock()
 	for _, c := range conns {
 		t.log.Info("closing connection", "reason", why, "serial", serial, "remote", c.RemoteAddr().String())
 		_ = c.Close()
 	}
-	return len(conns)
+	return closed
 }
 
 func (t *connTracker) closeAll() {
@@ -139,7 +149,9 @@ func (t *connTracker) loadRevoked(ctx context.Context, st store.Store) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range revs {
-		t.revoked[r.Serial] = struct{}{}
+		if _, known := t.revoked[r.Serial]; !known {
+			t.revoked[r.Serial] = 0 // its handshakes are refused: nothing to close
+		}
 	}
 	return nil
 }

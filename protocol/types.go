@@ -202,7 +202,8 @@ type RevokeRequest struct {
 type RevokeResponse struct {
 	Runner  string   `json:"runner"`
 	Serials []string `json:"serials"`
-	// ClosedConnections counts live connections the gateway closed.
+	// ClosedConnections counts the live connections of those serials that
+	// this replica closed because they are revoked.
 	ClosedConnections int `json:"closed_connections"`
 }
 

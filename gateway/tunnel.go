@@ -114,7 +114,7 @@ func (ts *tunnels) dial(ctx context.Context, runner, service, client string) (ne
 // dialKind opens a stream of kind (tcp, http) to a declared name and
 // waits for the runner's answer.
 func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client string) (net.Conn, error) {
-	stream, err := ts.openEarly(ctx, runner, kind, service, client, nil)
+	stream, err := ts.dialEarly(ctx, runner, kind, service, client, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -131,12 +131,7 @@ func (ts *tunnels) dialKind(ctx context.Context, runner, kind, service, client s
 // drops it otherwise. The first Read returns the runner's refusal, if
 // any; answered (which may be nil) learns the outcome once, before that
 // Read returns.
-func (ts *tunnels) dialEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (net.Conn, error) {
-	return ts.openEarly(ctx, runner, kind, service, client, answered)
-}
-
-// openEarly is dialEarly with the stream's own type.
-func (ts *tunnels) openEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (*earlyStream, error) {
+func (ts *tunnels) dialEarly(ctx context.Context, runner, kind, service, client string, answered func(error)) (*earlyStream, error) {
 	stream, err := ts.openStream(ctx, runner, kind, service, client)
 	if err != nil {
 		return nil, err

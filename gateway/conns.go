@@ -88,6 +88,10 @@ func (t *connTracker) track(c net.Conn) {
 func (t *connTracker) untrack(c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.untrackLocked(c)
+}
+
+func (t *connTracker) untrackLocked(c net.Conn) {
 	info, ok := t.info[c]
 	if !ok {
 		return
@@ -111,11 +115,10 @@ func (t *connTracker) closeSerial(serial, why string) int {
 	var conns []net.Conn
 	for c := range t.bySerial[serial] {
 		conns = append(conns, c)
-		// Untracked now, so that a second call does not count it again.
-		t.info[c].expiry.Stop()
-		delete(t.info, c)
 	}
-	delete(t.bySerial, serial)
+	for _, c := range conns {
+		t.untrackLocked(c) // now, so that a second call does not count it again
+	}
 	t.revoked[serial] += len(conns)
 	closed := t.revoked[serial]
 	t.mu.Unlock()

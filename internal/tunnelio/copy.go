@@ -36,11 +36,8 @@ func (b *Buffers) Copy(dst io.Writer, src io.Reader) (int64, error) {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
-			w, werr := dst.Write(buf[:n])
+			w, werr := writeAll(dst, buf[:n])
 			total += int64(w)
-			if werr == nil && w != n {
-				werr = io.ErrShortWrite
-			}
 			if werr != nil {
 				return total, werr
 			}
@@ -69,6 +66,15 @@ func (b *Buffers) Copy(dst io.Writer, src io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// writeAll writes p to dst, a short write being an error as in io.Copy.
+func writeAll(dst io.Writer, p []byte) (int, error) {
+	w, err := dst.Write(p)
+	if err == nil && w != len(p) {
+		err = io.ErrShortWrite
+	}
+	return w, err
 }
 
 // get returns a big buffer from the pool, or a new one.
@@ -100,11 +106,8 @@ func (b *Buffers) copyBulk(dst io.Writer, src io.Reader, first *[]byte) (written
 		for p := range full {
 			if werr == nil {
 				var w int
-				w, werr = dst.Write(p)
+				w, werr = writeAll(dst, p)
 				written += int64(w)
-				if werr == nil && w != len(p) {
-					werr = io.ErrShortWrite
-				}
 				if werr != nil {
 					close(failed)
 				}

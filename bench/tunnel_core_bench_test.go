@@ -197,7 +197,8 @@ func startHelper(b *testing.B, pin, name string, n int, env ...string) []string 
 // the echo, http and sink services of the tunnel benchmarks on loopback
 // ports, whose addresses it writes (atomically) to the file named by
 // LEASH_BENCH_BACKENDS. With LEASH_BENCH_RELAY_TO set it is a relay to
-// that address instead (see relayConn). It serves until SIGTERM.
+// each address that names instead, and with LEASH_BENCH_PROXY_TO a bare
+// HTTP proxy (see relay_bench_test.go). It serves until SIGTERM.
 func TestHelperBackends(t *testing.T) {
 	path := os.Getenv(envBackends)
 	if path == "" {

@@ -32,19 +32,47 @@ type tunnels struct {
 	all  map[*tunnel]struct{}
 }
 
+// A tunnel is registered before the runner gets the answer to its
+// upgrade, so that a runner that counts its tunnel open can be reached
+// through it at once. Until the answer is written, ready is open and
+// streams wait for it: nothing may be written on the connection before
+// the answer.
 type tunnel struct {
 	runner  string
 	serial  string
-	sess    *yamux.Session
 	streams tunnelio.Streams // the streams in use, woken when sess ends
 	opened  time.Time
+	ready   chan struct{}  // closed once the answer is written, or failed
+	sess    *yamux.Session // set before ready is closed; nil if the answer failed
 }
 
 // close ends the tunnel: its streams in use first (see tunnelio.Streams),
-// then the session.
+// then the session. A tunnel still being answered has no session yet;
+// closeAll runs only once the gateway is stopping, and the handler
+// closes the session itself when it sees that (tunnelHandler).
 func (t *tunnel) close() {
 	t.streams.End()
-	_ = t.sess.Close()
+	select {
+	case <-t.ready:
+		if t.sess != nil {
+			_ = t.sess.Close()
+		}
+	default:
+	}
+}
+
+// session waits until the runner has its answer and returns the
+// tunnel's session.
+func (t *tunnel) session(ctx context.Context) (*yamux.Session, error) {
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("tunnel of %s: waiting for its upgrade answer: %w", t.runner, ctx.Err())
+	}
+	if t.sess == nil {
+		return nil, errNoTunnel
+	}
+	return t.sess, nil
 }
 
 func newTunnels(log *slog.Logger) *tunnels {
@@ -147,7 +175,11 @@ func (ts *tunnels) openStream(ctx context.Context, runner, kind, service, client
 	if t == nil {
 		return nil, errNoTunnel
 	}
-	st, err := t.sess.OpenStream()
+	sess, err := t.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sess.OpenStream()
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", runner, err)
 	}
@@ -240,21 +272,16 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	defer done()
 	_ = conn.SetDeadline(time.Time{})
-	if err := writeSwitching(rw, protocol.TunnelProtocol); err != nil {
+	t := &tunnel{runner: c.id.Name, serial: c.id.Serial, opened: s.now(), ready: make(chan struct{})}
+	s.tunnels.add(t)
+	sess, err := s.answerTunnel(conn, rw)
+	t.sess = sess
+	close(t.ready)
+	if err != nil {
+		s.tunnels.remove(t)
 		_ = conn.Close()
 		return nil
 	}
-	co := tunnelio.NewCoalescer(tunnelio.Buffered(conn, rw.Reader))
-	if g := tunnelio.GatherOf(conn); g != nil {
-		co.SetGather(g)
-	}
-	sess, err := yamux.Server(co, tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
-	if err != nil {
-		_ = co.Close()
-		return nil
-	}
-	t := &tunnel{runner: c.id.Name, serial: c.id.Serial, sess: sess, opened: s.now()}
-	s.tunnels.add(t)
 	s.audit(r.Context(), c.actor(), "tunnel.open", c.id.Name, "serial "+c.id.Serial)
 	s.log.Info("tunnel open", "runner", c.id.Name, "serial", c.id.Serial)
 	select {
@@ -269,6 +296,30 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	s.audit(context.WithoutCancel(r.Context()), "gateway", "tunnel.close", c.id.Name, "open for "+s.now().Sub(t.opened).Round(time.Second).String())
 	s.log.Info("tunnel closed", "runner", c.id.Name, "serial", c.id.Serial)
 	return nil
+}
+
+// tunnelAnswerTimeout bounds the write of the answer to a tunnel's
+// upgrade: the tunnel is registered while it is written.
+const tunnelAnswerTimeout = 10 * time.Second
+
+// answerTunnel writes the answer to a tunnel's upgrade and then starts
+// the yamux server side, whose frames must follow the answer.
+func (s *Server) answerTunnel(conn net.Conn, rw *bufio.ReadWriter) (*yamux.Session, error) {
+	_ = conn.SetWriteDeadline(time.Now().Add(tunnelAnswerTimeout))
+	if err := writeSwitching(rw, protocol.TunnelProtocol); err != nil {
+		return nil, fmt.Errorf("answer the tunnel's upgrade: %w", err)
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	co := tunnelio.NewCoalescer(tunnelio.Buffered(conn, rw.Reader))
+	if g := tunnelio.GatherOf(conn); g != nil {
+		co.SetGather(g)
+	}
+	sess, err := yamux.Server(co, tunnelio.Config(s.log, s.cfg.TunnelKeepAlive))
+	if err != nil {
+		_ = co.Close()
+		return nil, fmt.Errorf("start the tunnel's session: %w", err)
+	}
+	return sess, nil
 }
 
 // connectHandler serves RouteConnect: an operator's connection becomes a

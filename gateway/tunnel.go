@@ -79,11 +79,29 @@ func newTunnels(log *slog.Logger) *tunnels {
 	return &tunnels{log: log, live: map[string]*tunnel{}, all: map[*tunnel]struct{}{}}
 }
 
-func (ts *tunnels) add(t *tunnel) {
+// add makes t its runner's live tunnel and returns the one it replaces.
+func (ts *tunnels) add(t *tunnel) (replaced *tunnel) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	replaced = ts.live[t.runner]
 	ts.live[t.runner] = t
 	ts.all[t] = struct{}{}
+	return replaced
+}
+
+// withdraw unregisters t, whose upgrade answer failed: the tunnel it
+// replaced, if still open, is its runner's live tunnel again.
+func (ts *tunnels) withdraw(t, replaced *tunnel) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	delete(ts.all, t)
+	if ts.live[t.runner] != t {
+		return
+	}
+	delete(ts.live, t.runner)
+	if _, open := ts.all[replaced]; replaced != nil && open {
+		ts.live[t.runner] = replaced
+	}
 }
 
 func (ts *tunnels) remove(t *tunnel) {
@@ -273,12 +291,12 @@ func (s *Server) tunnelHandler(w http.ResponseWriter, r *http.Request, c caller)
 	defer done()
 	_ = conn.SetDeadline(time.Time{})
 	t := &tunnel{runner: c.id.Name, serial: c.id.Serial, opened: s.now(), ready: make(chan struct{})}
-	s.tunnels.add(t)
+	replaced := s.tunnels.add(t)
 	sess, err := s.answerTunnel(conn, rw)
 	t.sess = sess
 	close(t.ready)
 	if err != nil {
-		s.tunnels.remove(t)
+		s.tunnels.withdraw(t, replaced)
 		_ = conn.Close()
 		return nil
 	}

@@ -70,7 +70,9 @@ type dialResult struct {
 	err  error
 }
 
-func startHeldTunnel(t *testing.T) *heldTunnel {
+// before, if not nil, is registered first: the runner's tunnel before a
+// rotation.
+func startHeldTunnel(t *testing.T, before *tunnel) *heldTunnel {
 	log := slog.New(slog.DiscardHandler)
 	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "leash.db"))
 	if err != nil {
@@ -81,6 +83,9 @@ func startHeldTunnel(t *testing.T) *heldTunnel {
 			conns: newConnTracker(log, time.Now), stopping: make(chan struct{})},
 		handled: make(chan struct{}),
 		dials:   make(chan dialResult, 1),
+	}
+	if before != nil {
+		h.s.tunnels.add(before)
 	}
 	gatewayEnd, runnerEnd := net.Pipe()
 	h.runnerEnd = runnerEnd
@@ -104,7 +109,7 @@ func startHeldTunnel(t *testing.T) *heldTunnel {
 		h.handlerErr = h.s.tunnelHandler(w, h.req, c)
 	}()
 	<-held.writing
-	if h.s.tunnels.get("edge-1") == nil {
+	if got := h.s.tunnels.get("edge-1"); got == nil || got == before {
 		t.Fatal("the tunnel is not registered while its upgrade answer is being written")
 	}
 	go func() {
@@ -120,7 +125,7 @@ func startHeldTunnel(t *testing.T) *heldTunnel {
 // while the answer is held opens on the tunnel after the answer (that it
 // waits for it: TestStreamWaitsForTunnelAnswer).
 func TestTunnelKnownBeforeItsAnswer(t *testing.T) {
-	h := startHeldTunnel(t)
+	h := startHeldTunnel(t, nil)
 
 	// The runner: the answer first, then the stream request on yamux.
 	h.open()
@@ -165,19 +170,32 @@ func TestTunnelKnownBeforeItsAnswer(t *testing.T) {
 }
 
 // TestTunnelAnswerFails: a runner that goes away before its answer is
-// written leaves no tunnel behind, and the stream that waited for the
-// answer is refused as to a runner without a tunnel.
+// written leaves no tunnel behind: the stream that waited for the answer
+// is refused as to a runner without a tunnel, and the tunnel it was to
+// replace after a rotation, still open, is the runner's live one again.
 func TestTunnelAnswerFails(t *testing.T) {
-	h := startHeldTunnel(t)
-	_ = h.runnerEnd.Close()
-	h.open()
-	d := <-h.dials
-	if !errors.Is(d.err, errNoTunnel) {
-		t.Fatalf("the stream that waited for a failed answer: %v %v; want errNoTunnel", d.conn, d.err)
-	}
-	<-h.handled
-	if h.s.tunnels.get("edge-1") != nil {
-		t.Fatal("a tunnel whose answer failed is still registered")
+	answered := make(chan struct{})
+	close(answered)
+	for _, tc := range []struct {
+		name   string
+		before *tunnel
+	}{
+		{"first tunnel", nil},
+		{"after a rotation", &tunnel{runner: "edge-1", ready: answered}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHeldTunnel(t, tc.before)
+			_ = h.runnerEnd.Close()
+			h.open()
+			d := <-h.dials
+			if !errors.Is(d.err, errNoTunnel) {
+				t.Fatalf("the stream that waited for a failed answer: %v %v; want errNoTunnel", d.conn, d.err)
+			}
+			<-h.handled
+			if got := h.s.tunnels.get("edge-1"); got != tc.before {
+				t.Fatalf("live tunnel after a failed answer: %p, want %p (the one before)", got, tc.before)
+			}
+		})
 	}
 }
 

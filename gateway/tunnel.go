@@ -94,23 +94,28 @@ func (ts *tunnels) add(t *tunnel) (replaced *tunnel) {
 func (ts *tunnels) withdraw(t, replaced *tunnel) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	delete(ts.all, t)
-	if ts.live[t.runner] != t {
-		return
-	}
-	delete(ts.live, t.runner)
-	if _, open := ts.all[replaced]; replaced != nil && open {
-		ts.live[t.runner] = replaced
+	if ts.removeLocked(t) {
+		if _, open := ts.all[replaced]; open {
+			ts.live[t.runner] = replaced
+		}
 	}
 }
 
 func (ts *tunnels) remove(t *tunnel) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.removeLocked(t)
+}
+
+// removeLocked unregisters t and reports whether it was its runner's
+// live tunnel. ts.mu is held.
+func (ts *tunnels) removeLocked(t *tunnel) (wasLive bool) {
 	delete(ts.all, t)
-	if ts.live[t.runner] == t {
-		delete(ts.live, t.runner)
+	if ts.live[t.runner] != t {
+		return false
 	}
+	delete(ts.live, t.runner)
+	return true
 }
 
 func (ts *tunnels) get(runner string) *tunnel {
